@@ -1,0 +1,52 @@
+# dlmi-workflow. `make run`: install + default study + report. `make test`: install + the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= all
+CONFIG ?= config/config.yaml
+OUT ?= results
+SMK := $(BIN)/snakemake --configfile $(CONFIG) --config output_dir=$(OUT)
+# The CPU torch wheel lies on local disk; point pip at it when the folder exists.
+PIP_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+
+.PHONY: install run test bench plan dry-run report lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(PIP_LINKS) -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
+	$(BIN)/pip install --quiet -r requirements-test.txt
+	touch $@
+
+run: install
+	$(SMK) --cores $(CORES)
+	$(MAKE) report
+
+report: install
+	$(SMK) --cores 1 --report $(OUT)/report.html
+
+dry-run: install
+	$(SMK) --cores $(CORES) --dry-run --quiet rules
+
+plan: install
+	$(SMK) --cores $(CORES) --dry-run --summary
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest tests
+
+bench: install
+	$(BIN)/python bench/run.py
+
+lint: $(VENV)/.installed-test
+	$(BIN)/snakemake --lint --configfile $(CONFIG)
+	$(BIN)/ruff check scripts tests bench
+
+clean:
+	rm -rf results logs benchmarks .snakemake .pytest_cache

@@ -1,0 +1,142 @@
+"""The design of a simulated study: who is in it (participants) and how large the group and age effects are.
+
+A participant's draws come from `dlmi.seeding.rng(study_seed, subject_id, "participant")` only, so adding or
+removing subjects never changes anyone else. The same number of draws is made for every participant,
+whatever its group, so that switching a group (or setting the effects to zero) changes nothing but the
+effect itself.
+
+This module is light (numpy and pandas only): `dlmi.phantom` imports `Effects` and `AgeEffects` from here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from dlmi.seeding import rng as seeded_rng
+
+GROUPS = ("CN", "AD")
+SEXES = ("F", "M")
+PARTICIPANT_COLUMNS = ("participant_id", "group", "age", "sex", "cognitive_score")
+
+
+@dataclass(frozen=True)
+class Effects:
+    """Group differences, AD relative to CN (fractions of the CN value unless stated).
+
+    hippocampal_atrophy: (low, high) range; each AD subject draws its hippocampal GM volume loss uniformly
+        in it (GM turns into CSF, from the hippocampal boundary inwards).
+    ventricle_enlargement: the lateral ventricles grow into surrounding WM/GM by this fraction of their volume.
+    fdg_hypometabolism: GM FDG uptake lowered by this fraction in temporal and parietal cortex, and by half
+        of it in the hippocampus.
+    cognitive_score_drop: MMSE-like points lower in AD.
+    """
+
+    hippocampal_atrophy: tuple[float, float] = (0.20, 0.30)
+    ventricle_enlargement: float = 0.35
+    fdg_hypometabolism: float = 0.20
+    cognitive_score_drop: float = 8.0
+
+    @classmethod
+    def null(cls) -> "Effects":
+        """No group difference at all (AD and CN drawn from the same distributions)."""
+        return cls(hippocampal_atrophy=(0.0, 0.0), ventricle_enlargement=0.0, fdg_hypometabolism=0.0,
+                   cognitive_score_drop=0.0)
+
+
+@dataclass(frozen=True)
+class AgeEffects:
+    """Normal ageing, the same in both groups, acting on the years after `onset_age`.
+
+    gm_loss_per_year: global GM volume loss (GM turns into CSF), fraction per year (~0.3 %/y).
+    hippocampus_loss_per_year: hippocampal GM volume loss, fraction per year (~0.5 %/y).
+    ventricle_growth_per_year: lateral-ventricle volume growth, fraction of the volume at onset per year (~2 %/y).
+    cognitive_decline_per_year: MMSE-like points per year.
+    """
+
+    onset_age: float = 55.0
+    gm_loss_per_year: float = 0.003
+    hippocampus_loss_per_year: float = 0.005
+    ventricle_growth_per_year: float = 0.02
+    cognitive_decline_per_year: float = 0.05
+
+    def years(self, age: float) -> float:
+        """Years of ageing after onset (0 before onset)."""
+        return max(float(age) - self.onset_age, 0.0)
+
+    @classmethod
+    def null(cls) -> "AgeEffects":
+        """No ageing effect."""
+        return cls(gm_loss_per_year=0.0, hippocampus_loss_per_year=0.0, ventricle_growth_per_year=0.0,
+                   cognitive_decline_per_year=0.0)
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """Study parameters: size, seed, group mix, age range (years, uniform, same for both groups), effects."""
+
+    n_subjects: int = 10
+    seed: int = 42
+    ad_fraction: float = 0.5
+    age_min: float = 55.0
+    age_max: float = 90.0
+    effects: Effects = field(default_factory=Effects)
+    age_effects: AgeEffects = field(default_factory=AgeEffects)
+
+    def __post_init__(self):
+        if self.n_subjects < 1:
+            raise ValueError(f"n_subjects must be >= 1, not {self.n_subjects}")
+        if not 0.0 <= self.ad_fraction <= 1.0:
+            raise ValueError(f"ad_fraction must lie in [0, 1], not {self.ad_fraction}")
+        if not self.age_min <= self.age_max:
+            raise ValueError(f"age_min ({self.age_min}) must not exceed age_max ({self.age_max})")
+
+    def with_effects(self, effects: Effects) -> "Cohort":
+        return replace(self, effects=effects)
+
+
+# MMSE-like score of a cognitively normal 55-year-old and its between-subject SD (points).
+COGNITIVE_SCORE_CN_MEAN = 29.0
+COGNITIVE_SCORE_SD = 1.5
+
+
+def subject_ids(n: int) -> list[str]:
+    """Zero-padded subject labels: ["001", "002", ...] (BIDS label without the "sub-" prefix)."""
+    width = max(3, len(str(int(n))))
+    return [f"{i:0{width}d}" for i in range(1, int(n) + 1)]
+
+
+def draw_participant(study_seed: int, subject_id: str, cohort: Cohort | None = None) -> dict:
+    """One participant's demographics, drawn from its own generator.
+
+    Returns dict(participant_id "sub-<id>", group "CN"/"AD", age (years, 0.1 y), sex "F"/"M",
+    cognitive_score (int, 0..30; MMSE-like: lower by `effects.cognitive_score_drop` in AD and by
+    `age_effects.cognitive_decline_per_year` per year after onset)).
+    """
+    cohort = cohort or Cohort()
+    gen = seeded_rng(study_seed, str(subject_id), "participant")
+    # Always the same draws, in the same order, whatever the outcome.
+    u_group, u_age, u_sex = gen.random(3)
+    noise = gen.standard_normal()
+    group = "AD" if u_group < cohort.ad_fraction else "CN"
+    age = round(cohort.age_min + (cohort.age_max - cohort.age_min) * u_age, 1)
+    sex = "F" if u_sex < 0.5 else "M"
+    score = (COGNITIVE_SCORE_CN_MEAN
+             - cohort.age_effects.cognitive_decline_per_year * cohort.age_effects.years(age)
+             - (cohort.effects.cognitive_score_drop if group == "AD" else 0.0)
+             + COGNITIVE_SCORE_SD * noise)
+    return {
+        "participant_id": f"sub-{subject_id}",
+        "group": group,
+        "age": float(age),
+        "sex": sex,
+        "cognitive_score": int(np.clip(np.rint(score), 0, 30)),
+    }
+
+
+def participants_table(study_seed: int, subject_ids: list[str], cohort: Cohort | None = None):
+    """BIDS participants.tsv as a pandas DataFrame: participant_id, group, age, sex, cognitive_score."""
+    import pandas as pd
+
+    rows = [draw_participant(study_seed, sid, cohort) for sid in subject_ids]
+    return pd.DataFrame(rows, columns=list(PARTICIPANT_COLUMNS))

@@ -1,0 +1,88 @@
+"""Study configuration: defaults from the JSON schema, validation with messages that name the key."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config value is unknown, of the wrong type or impossible; the message names the key."""
+
+
+def load_yaml(path) -> dict:
+    """Read a YAML file with the safe loader only."""
+    with open(path) as fh:
+        return yaml.safe_load(fh) or {}
+
+
+def with_defaults(config: dict, schema: dict) -> dict:
+    """A copy of `config` where every missing key that the schema gives a default gets it (recursively)."""
+    config = copy.deepcopy(config)
+    for key, sub in schema.get("properties", {}).items():
+        if key not in config and "default" in sub:
+            config[key] = copy.deepcopy(sub["default"])
+        if isinstance(config.get(key), dict) and sub.get("type") == "object":
+            config[key] = with_defaults(config[key], sub)
+    return config
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    path = ".".join(str(p) for p in error.absolute_path)
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        return ".".join(filter(None, [path, extra[0] if extra else ""]))
+    return path or "(top level)"
+
+
+def validate(config: dict, schema: dict) -> dict:
+    """Return `config` with defaults filled in, or raise ConfigError naming the first bad key."""
+    if not isinstance(config, dict):
+        raise ConfigError("the config must be a mapping of keys to values")
+    full = with_defaults(config, schema)
+    validator = jsonschema.Draft7Validator(schema)
+    errors = sorted(validator.iter_errors(full), key=lambda e: (list(e.absolute_path), e.message))
+    if errors:
+        error = errors[0]
+        if error.validator == "additionalProperties":
+            raise ConfigError(f"config key '{_key_path(error)}' is unknown (check its spelling)")
+        raise ConfigError(f"config key '{_key_path(error)}': {error.message}")
+    _check_consistency(full)
+    return full
+
+
+def _check_consistency(config: dict) -> None:
+    """Checks that involve more than one key, which the JSON schema cannot express."""
+    low, high = config["cohort"]["age_range"]
+    if low > high:
+        raise ConfigError(f"config key 'cohort.age_range': minimum {low} is above maximum {high}")
+    low, high = config["anatomy"]["effects"]["hippocampal_atrophy"]
+    if low > high:
+        raise ConfigError(f"config key 'anatomy.effects.hippocampal_atrophy': low {low} is above high {high}")
+    pet_mm, anat_mm = config["acquisition"]["pet"]["voxel_mm"], config["anatomy"]["voxel_mm"]
+    if pet_mm % anat_mm:
+        raise ConfigError(
+            f"config key 'acquisition.pet.voxel_mm': {pet_mm} is not an integer multiple of "
+            f"anatomy.voxel_mm ({anat_mm})"
+        )
+    reg = config["registration"]["t1_to_template"]
+    if len(reg["levels"]) != len(reg["iterations"]):
+        raise ConfigError(
+            "config key 'registration.t1_to_template.iterations': needs one entry per level "
+            f"({len(reg['levels'])} levels, {len(reg['iterations'])} entries)"
+        )
+    n, excluded = config["cohort"]["n_subjects"], config["cohort"]["exclude"]
+    unknown = [s for s in excluded if not 1 <= int(s) <= n]
+    if unknown:
+        raise ConfigError(f"config key 'cohort.exclude': subject {unknown[0]} is not in the cohort of {n}")
+
+
+def load_config(path, schema_path) -> dict:
+    """Read, fill and validate a study config file; errors name the file and the key."""
+    schema = load_yaml(schema_path)
+    try:
+        return validate(load_yaml(path), schema)
+    except ConfigError as err:
+        raise ConfigError(f"{Path(path)}: {err}") from None

@@ -1,0 +1,43 @@
+"""QC figures: mid-slice mosaics with optional overlays, one row per subject."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from dlmi.qc import mid_slices  # noqa: E402
+
+VIEWS = ("sagittal", "coronal (R|L)", "axial (R|L)")
+
+
+def mosaic(rows, path, *, overlay_kind: str | None = None, title: str = "") -> None:
+    """Save a mosaic: one row per (label, image, overlay) with the three mid-slices of each image.
+
+    image and overlay are (X, Y, Z) arrays on the same grid. overlay_kind: None, "contour" (outline of a
+    mask), "heat" (a colour map over the image) or "labels" (a label map in colour).
+    """
+    fig, axes = plt.subplots(len(rows), 3, figsize=(7.5, 2.3 * len(rows)), squeeze=False)
+    for r, (label, image, overlay) in enumerate(rows):
+        low, high = np.percentile(image, [1, 99.5])
+        slices = mid_slices(image)
+        overlays = mid_slices(overlay) if overlay is not None else [None] * 3
+        for c, (ax, picture, extra) in enumerate(zip(axes[r], slices, overlays)):
+            ax.imshow(picture, cmap="gray", vmin=low, vmax=high, interpolation="nearest")
+            if extra is not None and overlay_kind == "contour":
+                ax.contour(extra > 0.5, levels=[0.5], colors="r", linewidths=0.6)
+            elif extra is not None and overlay_kind == "heat":
+                ax.imshow(np.ma.masked_less_equal(extra, np.percentile(extra, 60)), cmap="hot", alpha=0.5)
+            elif extra is not None and overlay_kind == "labels":
+                ax.imshow(np.ma.masked_equal(extra, 0), cmap="viridis", alpha=0.35, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(VIEWS[c], fontsize=8)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

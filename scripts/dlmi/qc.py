@@ -1,0 +1,44 @@
+"""Quality figures against the ground truth (NRMSE, PSNR, Dice, volume error) and QC mosaics."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def nrmse(estimate: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Root-mean-square error normalised by the truth's range over the mask (skimage's 'min-max')."""
+    mask = np.ones(truth.shape, bool) if mask is None else mask.astype(bool)
+    e, t = estimate[mask].astype(np.float64), truth[mask].astype(np.float64)
+    return float(np.sqrt(np.mean((e - t) ** 2)) / (t.max() - t.min()))
+
+
+def psnr(estimate: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Peak signal-to-noise ratio (dB) with the truth's range over the mask as the peak."""
+    mask = np.ones(truth.shape, bool) if mask is None else mask.astype(bool)
+    e, t = estimate[mask].astype(np.float64), truth[mask].astype(np.float64)
+    return float(10 * np.log10((t.max() - t.min()) ** 2 / np.mean((e - t) ** 2)))
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice overlap 2|A∩B| / (|A|+|B|) of two binary masks (1.0 when both are empty)."""
+    a, b = a.astype(bool), b.astype(bool)
+    total = a.sum() + b.sum()
+    return 1.0 if total == 0 else float(2 * np.logical_and(a, b).sum() / total)
+
+
+def volume_error_percent(measured: float, truth: float) -> float:
+    """Signed volume error in % of the true volume."""
+    return 100.0 * (measured - truth) / truth
+
+
+def mid_slices(volume: np.ndarray) -> list[np.ndarray]:
+    """Sagittal, coronal and axial mid-slices of an (X, Y, Z) RAS+ volume as 2-D display arrays.
+
+    Row 0 is the top of the picture. Sagittal: superior up, anterior on the right. Coronal and axial:
+    radiological convention, the patient's right (+x in RAS+) on the viewer's left; coronal superior up,
+    axial anterior up.
+    """
+    x, y, z = (s // 2 for s in volume.shape)
+    sagittal = volume[x, :, :].T[::-1, :]       # rows z high->low, cols y low->high (posterior->anterior)
+    coronal = volume[:, y, :].T[::-1, ::-1]     # rows z high->low, cols x high->low (right->left)
+    axial = volume[:, :, z].T[::-1, ::-1]       # rows y high->low, cols x high->low (right->left)
+    return [sagittal, coronal, axial]

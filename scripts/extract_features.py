@@ -1,0 +1,32 @@
+"""Rule extract_features: one subject's regional volumes (mL) and SUVR from reconstructed images only."""
+import numpy as np
+import pandas as pd
+
+from dlmi import features, io, runlog
+from dlmi.phantom import REFERENCE_REGION, REGIONS
+from dlmi.segmentation import CLASSES
+
+
+def main(csf, gm, wm, regions, pet_in_t1, tsv, subject, log=None):
+    logger = runlog.start(log, "extract_features")
+    posteriors = {}
+    for name, path in zip(CLASSES, (csf, gm, wm)):
+        posteriors[name], affine = io.load_nifti(path)
+    labels = io.load_nifti(regions)[0].astype(np.int32)
+    pet = io.load_nifti(pet_in_t1)[0]
+    voxel_ml = abs(np.linalg.det(affine[:3, :3])) / 1000.0
+    row = {"participant_id": f"sub-{subject}"}
+    for name, (region, tissue) in features.VOLUME_FEATURES.items():
+        row[name] = float(posteriors[tissue][labels == REGIONS[region]].sum() * voxel_ml)
+    row["icv_ml"] = features.intracranial_volume(np.stack(list(posteriors.values())), voxel_ml)
+    targets = {name: REGIONS[name] for name in features.SUVR_TARGETS}
+    ratios = features.suvr(pet, labels, targets, REGIONS[REFERENCE_REGION], posteriors["gm"])
+    row.update({f"suvr_{name}": value for name, value in ratios.items()})
+    io.write_tsv(tsv, pd.DataFrame([row]))
+    logger.info("features: %s", row)
+
+
+if __name__ == "__main__":
+    sm = snakemake  # noqa: F821
+    i = sm.input
+    main(i.csf, i.gm, i.wm, i.regions, i.pet_in_t1, sm.output.tsv, sm.wildcards.subject, sm.log[0])

@@ -1,0 +1,27 @@
+"""Rule qc_figure: the mid-slice mosaic of one stage (one row per subject) for the report."""
+import re
+
+from dlmi import figures, io, runlog
+from dlmi.registration import resample
+
+OVERLAY_KIND = {"warped_t1": "contour", "pet_in_t1": "heat", "segmentation": "labels"}
+
+
+def main(stage, images, overlays, png, log=None):
+    logger = runlog.start(log, "qc_figure")
+    rows = []
+    for k, path in enumerate(images):
+        image, affine = io.load_nifti(path)
+        overlay = None
+        if overlays:
+            overlay, overlay_affine = io.load_nifti(overlays[k if len(overlays) > 1 else 0])
+            if overlay.shape != image.shape:  # e.g. a PET grid: show it on the image grid
+                overlay = resample(overlay, overlay_affine, image.shape, affine)
+        rows.append((re.search(r"sub-[0-9]+", path).group(0), image, overlay))
+    figures.mosaic(rows, png, overlay_kind=OVERLAY_KIND.get(stage), title=stage.replace("_", " "))
+    logger.info("%s: %d subjects", png, len(rows))
+
+
+if __name__ == "__main__":
+    sm = snakemake  # noqa: F821
+    main(sm.wildcards.stage, list(sm.input.images), list(sm.input.get("overlays", [])), sm.output.png, sm.log[0])

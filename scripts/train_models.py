@@ -1,0 +1,67 @@
+"""Rule train_models: AD vs CN classifiers on each feature set, out-of-fold metrics, CI and ROC curves."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from dlmi import io, models, runlog  # noqa: E402
+from dlmi.features import FEATURE_SETS  # noqa: E402
+
+
+def evaluate(table: pd.DataFrame, params: dict, seed: int):
+    """Metrics rows and out-of-fold predictions for every (classifier, feature set)."""
+    labels = (table["group"] == "AD").to_numpy(int)
+    rows, predictions = [], []
+    for model in models.CLASSIFIERS:
+        for feature_set, columns in FEATURE_SETS.items():
+            scores = models.cross_validated_scores(
+                table[columns].to_numpy(float), labels, model, folds=params["cv_folds"], seed=seed
+            )
+            metrics = models.classification_metrics(labels, scores)
+            low, high = models.balanced_accuracy_ci(
+                labels, (scores > 0).astype(int), n_boot=params["bootstrap"], level=params["ci_level"], seed=seed
+            )
+            rows.append({"model": model, "features": feature_set, **metrics, "ci_low": low, "ci_high": high})
+            predictions.append(
+                pd.DataFrame(
+                    {"participant_id": table["participant_id"], "model": model, "features": feature_set,
+                     "group": table["group"], "score": scores}
+                )
+            )
+    return pd.DataFrame(rows), pd.concat(predictions)
+
+
+def plot_roc(predictions: pd.DataFrame, metrics: pd.DataFrame, path):
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for (model, feature_set), part in predictions.groupby(["model", "features"], sort=False):
+        fpr, tpr = models.roc_points((part["group"] == "AD").to_numpy(int), part["score"].to_numpy())
+        auc = metrics.set_index(["model", "features"]).loc[(model, feature_set), "auc"]
+        ax.plot(fpr, tpr, label=f"{model} / {feature_set} (AUC {auc:.2f})")
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="AD vs CN, out-of-fold ROC")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(features_tsv, participants_tsv, metrics_tsv, predictions_tsv, roc_png, params, seed, log=None):
+    logger = runlog.start(log, "train_models")
+    table = pd.read_csv(features_tsv, sep="\t").merge(
+        pd.read_csv(participants_tsv, sep="\t")[["participant_id", "group"]], on="participant_id", validate="1:1"
+    )
+    if np.isnan(table[FEATURE_SETS["t1_volumes+pet_suvr"]].to_numpy(float)).any():
+        raise ValueError(f"{features_tsv}: missing feature values")
+    metrics, predictions = evaluate(table, params, seed)
+    io.write_tsv(metrics_tsv, metrics)
+    io.write_tsv(predictions_tsv, predictions)
+    plot_roc(predictions, metrics, roc_png)
+    logger.info("\n%s", metrics.to_string(index=False))
+
+
+if __name__ == "__main__":
+    sm = snakemake  # noqa: F821
+    main(sm.input.features, sm.input.participants, sm.output.metrics, sm.output.predictions, sm.output.roc,
+         sm.params.model, sm.params.seed, sm.log[0])

@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+from skimage.metrics import normalized_root_mse, peak_signal_noise_ratio
+
+from dlmi import qc
+
+
+def test_nrmse_and_psnr_match_scikit_image():
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(0, 5, (10, 11, 12))
+    estimate = truth + rng.normal(0, 0.1, truth.shape)
+    assert qc.nrmse(estimate, truth) == pytest.approx(normalized_root_mse(truth, estimate, normalization="min-max"))
+    assert qc.psnr(estimate, truth) == pytest.approx(
+        peak_signal_noise_ratio(truth, estimate, data_range=truth.max() - truth.min())
+    )
+
+
+def test_dice_and_volume_error():
+    a = np.zeros((4, 4), bool)
+    b = np.zeros((4, 4), bool)
+    a[:2] = True
+    b[1:3] = True
+    assert qc.dice(a, b) == pytest.approx(0.5)
+    assert qc.dice(a, a) == 1.0
+    assert qc.volume_error_percent(90.0, 100.0) == pytest.approx(-10.0)
+
+
+def test_mid_slices_are_radiological():
+    # RAS+: +x is the patient's right, +y anterior, +z superior.
+    volume = np.zeros((5, 6, 7))
+    volume[4, 3, 3] = 1.0  # far right, mid
+    volume[2, 5, 3] = 2.0  # most anterior
+    volume[2, 3, 6] = 3.0  # most superior
+    sagittal, coronal, axial = qc.mid_slices(volume)
+    assert axial[0, 2] == 2.0  # anterior at the top of the axial view
+    assert axial[2, 0] == 1.0  # the patient's right on the viewer's left
+    assert coronal[3, 0] == 1.0 and coronal[0, 2] == 3.0  # right on the left, superior at the top
+    assert sagittal[0, 3] == 3.0 and sagittal[3, 5] == 2.0  # superior up, anterior on the right

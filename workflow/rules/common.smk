@@ -1,0 +1,61 @@
+# Sample table, path helpers and input functions shared by every stage.
+
+import dlmi.config
+from dlmi.cohort import participants_table, subject_ids
+
+config.update(
+    dlmi.config.validate(config, dlmi.config.load_yaml(workflow.source_path("../schemas/config.schema.yaml")))
+)
+
+OUT = config["output_dir"].rstrip("/")
+SUBJECTS = subject_ids(config["cohort"]["n_subjects"])
+GROUP_SUBJECTS = [s for s in SUBJECTS if s not in config["cohort"]["exclude"]]
+ENVS = "../../envs"
+
+
+wildcard_constraints:
+    subject=r"[0-9]{3,4}",
+
+
+def sub(datatype, suffix):
+    """BIDS-derivative path of one subject's file: results/sub-001/<datatype>/sub-001_<suffix>
+    (no datatype folder when `datatype` is empty)."""
+    folder = f"{OUT}/sub-{{subject}}/{datatype}/" if datatype else f"{OUT}/sub-{{subject}}/"
+    return f"{folder}sub-{{subject}}_{suffix}"
+
+
+def group(name):
+    return f"{OUT}/group/{name}"
+
+
+def template(suffix):
+    return f"{OUT}/template/tpl-MNI152_{suffix}"
+
+
+def per_subject(path, subjects=None):
+    """Expand a per-subject path over the subjects of the group stage."""
+    return expand(path, subject=GROUP_SUBJECTS if subjects is None else subjects)
+
+
+def logfile(rule_name, subject=True):
+    return f"logs/{rule_name}/sub-{{subject}}.log" if subject else f"logs/{rule_name}.log"
+
+
+def benchfile(rule_name, subject=True):
+    return f"benchmarks/{rule_name}/sub-{{subject}}.tsv" if subject else f"benchmarks/{rule_name}.tsv"
+
+
+QC_STAGES = ["truth_t1", "recon_t1", "recon_ct", "recon_pet", "warped_t1", "pet_in_t1", "segmentation"]
+
+
+def group_outputs():
+    return [
+        OUT + "/participants.tsv",
+        group("features.tsv"),
+        group("metrics.tsv"),
+        group("recon_quality.tsv"),
+        group("registration_quality.tsv"),
+        group("segmentation_quality.tsv"),
+        group("roc.png"),
+        expand(group("qc/{stage}.png"), stage=QC_STAGES),
+    ]

@@ -1,0 +1,36 @@
+# Group models: AD vs CN classification with subject-level stratified cross-validation.
+
+
+rule train_models:
+    input:
+        features=rules.gather_features.output.tsv,
+        participants=rules.make_participants.output.tsv,
+    output:
+        metrics=report(
+            group("metrics.tsv"),
+            caption="../report/metrics.rst",
+            category="Model",
+            labels={"table": "classification metrics"},
+        ),
+        predictions=group("predictions.tsv"),
+        roc=report(
+            group("roc.png"),
+            caption="../report/roc.rst",
+            category="Model",
+            labels={"figure": "ROC curves"},
+        ),
+    params:
+        model=config["model"],
+        seed=config["cohort"]["seed"],
+    log:
+        logfile("train_models", subject=False),
+    benchmark:
+        benchfile("train_models", subject=False)
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        f"{ENVS}/ml.yaml"
+    script:
+        "../../scripts/train_models.py"

@@ -1,0 +1,47 @@
+# Registration: T1 to the template (affine, NCC) and PET to T1 (rigid, mutual information).
+
+
+rule register_t1:
+    input:
+        t1w=rules.reconstruct_mri.output.t1w,
+        template=rules.build_template.output.t1w,
+    output:
+        xfm=sub("anat", "from-T1w_to-template_mode-image_xfm.txt"),
+        warped=sub("anat", "space-template_desc-warped_T1w.nii.gz"),
+    params:
+        registration=config["registration"]["t1_to_template"],
+    log:
+        logfile("register_t1"),
+    benchmark:
+        benchfile("register_t1")
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    conda:
+        f"{ENVS}/torch.yaml"
+    script:
+        "../../scripts/register_t1.py"
+
+
+rule register_pet:
+    input:
+        pet=rules.reconstruct_pet.output.pet,
+        t1w=rules.reconstruct_mri.output.t1w,
+    output:
+        xfm=sub("pet", "from-pet_to-T1w_mode-image_xfm.txt"),
+        pet_in_t1=sub("pet", "space-T1w_desc-osem_pet.nii.gz"),
+    params:
+        registration=config["registration"]["pet_to_t1"],
+    log:
+        logfile("register_pet"),
+    benchmark:
+        benchfile("register_pet")
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    conda:
+        f"{ENVS}/torch.yaml"
+    script:
+        "../../scripts/register_pet.py"

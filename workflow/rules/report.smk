@@ -1,0 +1,105 @@
+# Quality against the ground truth (per subject, then group tables) and QC figures for the report.
+# These rules may read desc-truth files; no feature or model rule does.
+
+
+rule assess_quality:
+    input:
+        truth_t1w=rules.simulate_mri.output.truth,
+        t1w=rules.reconstruct_mri.output.t1w,
+        truth_ct=rules.simulate_anatomy.output.ct,
+        ct=rules.reconstruct_ct.output.ct,
+        truth_pet=rules.simulate_pet.output.truth,
+        pet=rules.reconstruct_pet.output.pet,
+        truth_tissue=rules.simulate_anatomy.output.tissue,
+        truth_regions=rules.simulate_anatomy.output.regions,
+        truth_motion=rules.simulate_anatomy.output.motion,
+        template_regions=rules.build_template.output.regions,
+        t1_xfm=rules.register_t1.output.xfm,
+        pet_xfm=rules.register_pet.output.xfm,
+        gm=rules.segment_t1.output.gm,
+        csf=rules.segment_t1.output.csf,
+        tissue=rules.segment_t1.output.tissue,
+        regions=rules.segment_t1.output.regions,
+    output:
+        recon=sub("qc", "recon.tsv"),
+        registration=sub("qc", "registration.tsv"),
+        segmentation=sub("qc", "segmentation.tsv"),
+    log:
+        logfile("assess_quality"),
+    benchmark:
+        benchfile("assess_quality")
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    conda:
+        f"{ENVS}/torch.yaml"
+    script:
+        "../../scripts/assess_quality.py"
+
+
+rule gather_quality:
+    input:
+        recon=per_subject(rules.assess_quality.output.recon),
+        registration=per_subject(rules.assess_quality.output.registration),
+        segmentation=per_subject(rules.assess_quality.output.segmentation),
+    output:
+        recon=report(group("recon_quality.tsv"), caption="../report/quality.rst", category="Quality"),
+        registration=report(group("registration_quality.tsv"), caption="../report/quality.rst", category="Quality"),
+        segmentation=report(group("segmentation_quality.tsv"), caption="../report/quality.rst", category="Quality"),
+    log:
+        logfile("gather_quality", subject=False),
+    benchmark:
+        benchfile("gather_quality", subject=False)
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        f"{ENVS}/ml.yaml"
+    script:
+        "../../scripts/gather_tables.py"
+
+
+QC_IMAGES = {
+    "truth_t1": (rules.simulate_mri.output.truth, None),
+    "recon_t1": (rules.reconstruct_mri.output.t1w, None),
+    "recon_ct": (rules.reconstruct_ct.output.ct, None),
+    "recon_pet": (rules.reconstruct_pet.output.pet, None),
+    "warped_t1": (rules.register_t1.output.warped, rules.build_template.output.brain),
+    "pet_in_t1": (rules.reconstruct_mri.output.t1w, rules.register_pet.output.pet_in_t1),
+    "segmentation": (rules.reconstruct_mri.output.t1w, rules.segment_t1.output.tissue),
+}
+
+
+def qc_inputs(wildcards):
+    """Per-subject images (and overlays, if the stage has them) of one QC figure."""
+    image, overlay = QC_IMAGES[wildcards.stage]
+    inputs = {"images": per_subject(image)}
+    if overlay is not None:
+        inputs["overlays"] = per_subject(overlay) if "{subject}" in overlay else [overlay]
+    return inputs
+
+
+rule qc_figure:
+    input:
+        unpack(qc_inputs),
+    output:
+        png=report(
+            group("qc/{stage}.png"),
+            caption="../report/qc.rst",
+            category="QC",
+            subcategory="{stage}",
+        ),
+    wildcard_constraints:
+        stage="|".join(QC_STAGES),
+    log:
+        logfile("qc_figure/{stage}", subject=False),
+    benchmark:
+        benchfile("qc_figure/{stage}", subject=False)
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    conda:
+        f"{ENVS}/report.yaml"
+    script:
+        "../../scripts/qc_figure.py"

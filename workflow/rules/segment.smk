@@ -1,0 +1,28 @@
+# Segmentation: the subject's own tissue classes fused with atlas regions propagated through the inverse
+# of the T1-to-template transform.
+
+
+rule segment_t1:
+    input:
+        t1w=rules.reconstruct_mri.output.t1w,
+        xfm=rules.register_t1.output.xfm,
+        regions=rules.build_template.output.regions,
+        brain=rules.build_template.output.brain,
+    output:
+        csf=sub("anat", "label-CSF_probseg.nii.gz"),
+        gm=sub("anat", "label-GM_probseg.nii.gz"),
+        wm=sub("anat", "label-WM_probseg.nii.gz"),
+        tissue=sub("anat", "seg-tissue_dseg.nii.gz"),
+        regions=sub("anat", "seg-regions_dseg.nii.gz"),
+    log:
+        logfile("segment_t1"),
+    benchmark:
+        benchfile("segment_t1")
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    conda:
+        f"{ENVS}/torch.yaml"
+    script:
+        "../../scripts/segment_t1.py"

@@ -1,0 +1,146 @@
+# Ground truth and simulated raw data: template, cohort, anatomy, MRI k-space, CT and PET sinograms.
+
+
+rule build_template:
+    output:
+        t1w=template("T1w.nii.gz"),
+        tissue=template("seg-tissue_dseg.nii.gz"),
+        regions=template("seg-regions_dseg.nii.gz"),
+        brain=template("desc-brain_mask.nii.gz"),
+    params:
+        voxel_mm=config["anatomy"]["voxel_mm"],
+        mri=config["acquisition"]["mri"],
+    log:
+        logfile("build_template", subject=False),
+    benchmark:
+        benchfile("build_template", subject=False)
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        f"{ENVS}/sitk.yaml"
+    script:
+        "../../scripts/build_template.py"
+
+
+rule make_participants:
+    output:
+        tsv=OUT + "/participants.tsv",
+        sidecar=OUT + "/participants.json",
+    params:
+        cohort=config["cohort"],
+        effects=config["anatomy"]["effects"],
+        subjects=SUBJECTS,
+    log:
+        logfile("make_participants", subject=False),
+    benchmark:
+        benchfile("make_participants", subject=False)
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        f"{ENVS}/ml.yaml"
+    script:
+        "../../scripts/make_participants.py"
+
+
+rule simulate_anatomy:
+    input:
+        tissue=rules.build_template.output.tissue,
+        regions=rules.build_template.output.regions,
+    output:
+        t1map=sub("anat", "desc-truth_T1map.nii.gz"),
+        t2map=sub("anat", "desc-truth_T2map.nii.gz"),
+        pdmap=sub("anat", "desc-truth_PDmap.nii.gz"),
+        tissue=sub("anat", "seg-tissue_desc-truth_dseg.nii.gz"),
+        regions=sub("anat", "seg-regions_desc-truth_dseg.nii.gz"),
+        ct=sub("ct", "desc-truth_ct.nii.gz"),
+        fdg=sub("pet", "desc-truth_pet.nii.gz"),
+        motion=sub("pet", "from-T1w_to-pet_desc-truth_xfm.json"),
+    params:
+        cohort=config["cohort"],
+        effects=config["anatomy"]["effects"],
+        pet=config["acquisition"]["pet"],
+    log:
+        logfile("simulate_anatomy"),
+    benchmark:
+        benchfile("simulate_anatomy")
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    conda:
+        f"{ENVS}/torch.yaml"
+    script:
+        "../../scripts/simulate_anatomy.py"
+
+
+rule simulate_mri:
+    input:
+        t1map=rules.simulate_anatomy.output.t1map,
+        t2map=rules.simulate_anatomy.output.t2map,
+        pdmap=rules.simulate_anatomy.output.pdmap,
+    output:
+        kspace=sub("anat", "kspace.npz"),
+        truth=sub("anat", "desc-truth_T1w.nii.gz"),
+    params:
+        seed=config["cohort"]["seed"],
+        mri=config["acquisition"]["mri"],
+    log:
+        logfile("simulate_mri"),
+    benchmark:
+        benchfile("simulate_mri")
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    conda:
+        f"{ENVS}/torch.yaml"
+    script:
+        "../../scripts/simulate_mri.py"
+
+
+rule simulate_ct:
+    input:
+        ct=rules.simulate_anatomy.output.ct,
+    output:
+        sinogram=sub("ct", "sinogram.npz"),
+    params:
+        seed=config["cohort"]["seed"],
+        ct=config["acquisition"]["ct"],
+    log:
+        logfile("simulate_ct"),
+    benchmark:
+        benchfile("simulate_ct")
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    conda:
+        f"{ENVS}/torch.yaml"
+    script:
+        "../../scripts/simulate_ct.py"
+
+
+rule simulate_pet:
+    input:
+        fdg=rules.simulate_anatomy.output.fdg,
+        ct=rules.simulate_anatomy.output.ct,
+    output:
+        sinogram=sub("pet", "sinogram.npz"),
+        truth=sub("pet", "res-pet_desc-truth_pet.nii.gz"),
+    params:
+        seed=config["cohort"]["seed"],
+        pet=config["acquisition"]["pet"],
+    log:
+        logfile("simulate_pet"),
+    benchmark:
+        benchfile("simulate_pet")
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    conda:
+        f"{ENVS}/torch.yaml"
+    script:
+        "../../scripts/simulate_pet.py"
