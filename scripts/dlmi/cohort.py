@@ -9,7 +9,7 @@ This module is light (numpy and pandas only): `dlmi.phantom` imports `Effects` a
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
@@ -18,6 +18,16 @@ from dlmi.seeding import rng as seeded_rng
 GROUPS = ("CN", "AD")
 SEXES = ("F", "M")
 PARTICIPANT_COLUMNS = ("participant_id", "group", "age", "sex", "cognitive_score")
+# BIDS participants.json: the column descriptions of participants.tsv.
+PARTICIPANTS_JSON = {
+    "participant_id": {"Description": "Participant label, sub-<label>"},
+    "group": {"Description": "Diagnostic group (simulated)",
+              "Levels": {"CN": "cognitively normal", "AD": "Alzheimer's disease"}},
+    "age": {"Description": "Age at the imaging sessions", "Units": "year"},
+    "sex": {"Description": "Sex", "Levels": {"F": "female", "M": "male"}},
+    "cognitive_score": {"Description": "MMSE-like cognitive score (simulated), higher is better",
+                        "Units": "points (0-30)"},
+}
 
 
 @dataclass(frozen=True)
@@ -38,7 +48,7 @@ class Effects:
     cognitive_score_drop: float = 8.0
 
     @classmethod
-    def null(cls) -> "Effects":
+    def null(cls) -> Effects:
         """No group difference at all (AD and CN drawn from the same distributions)."""
         return cls(hippocampal_atrophy=(0.0, 0.0), ventricle_enlargement=0.0, fdg_hypometabolism=0.0,
                    cognitive_score_drop=0.0)
@@ -65,7 +75,7 @@ class AgeEffects:
         return max(float(age) - self.onset_age, 0.0)
 
     @classmethod
-    def null(cls) -> "AgeEffects":
+    def null(cls) -> AgeEffects:
         """No ageing effect."""
         return cls(gm_loss_per_year=0.0, hippocampus_loss_per_year=0.0, ventricle_growth_per_year=0.0,
                    cognitive_decline_per_year=0.0)
@@ -91,8 +101,35 @@ class Cohort:
         if not self.age_min <= self.age_max:
             raise ValueError(f"age_min ({self.age_min}) must not exceed age_max ({self.age_max})")
 
-    def with_effects(self, effects: Effects) -> "Cohort":
+    def with_effects(self, effects: Effects) -> Cohort:
         return replace(self, effects=effects)
+
+    @classmethod
+    def from_config(cls, cohort_params: dict, effects: dict | None = None) -> Cohort:
+        """From the config sections `cohort` (seed, n_subjects, ad_fraction, age_range [min, max]; `exclude`
+        is ignored here) and `anatomy.effects` (hippocampal_atrophy [low, high], ventricle_enlargement,
+        fdg_hypometabolism, cognitive_score_drop). Missing keys take the defaults; an unknown key raises
+        ValueError naming it."""
+        params = dict(cohort_params or {})
+        known = {"seed", "n_subjects", "ad_fraction", "age_range", "exclude"}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ValueError(f"config key cohort.{unknown[0]} is not a cohort parameter")
+        kwargs = {k: params[k] for k in ("seed", "n_subjects", "ad_fraction") if k in params}
+        if "age_range" in params:
+            age_min, age_max = params["age_range"]
+            kwargs.update(age_min=float(age_min), age_max=float(age_max))
+        eff = dict(effects or {})
+        unknown = sorted(set(eff) - {f.name for f in fields(Effects)})
+        if unknown:
+            raise ValueError(f"config key anatomy.effects.{unknown[0]} is not an effect size")
+        if "hippocampal_atrophy" in eff:
+            low, high = eff["hippocampal_atrophy"]
+            eff["hippocampal_atrophy"] = (float(low), float(high))
+        return cls(effects=Effects(**eff), **kwargs)
+
+
+from_config = Cohort.from_config
 
 
 # MMSE-like score of a cognitively normal 55-year-old and its between-subject SD (points).
@@ -134,9 +171,15 @@ def draw_participant(study_seed: int, subject_id: str, cohort: Cohort | None = N
     }
 
 
-def participants_table(study_seed: int, subject_ids: list[str], cohort: Cohort | None = None):
-    """BIDS participants.tsv as a pandas DataFrame: participant_id, group, age, sex, cognitive_score."""
+def participants_table(study_seed: int | Cohort, subject_ids: list[str], cohort: Cohort | None = None):
+    """BIDS participants.tsv as a pandas DataFrame: participant_id, group, age, sex, cognitive_score.
+
+    Either participants_table(study_seed, subject_ids, cohort) or participants_table(cohort, subject_ids)
+    (then the study seed is cohort.seed).
+    """
     import pandas as pd
 
+    if isinstance(study_seed, Cohort):
+        study_seed, cohort = study_seed.seed, study_seed
     rows = [draw_participant(study_seed, sid, cohort) for sid in subject_ids]
     return pd.DataFrame(rows, columns=list(PARTICIPANT_COLUMNS))

@@ -44,8 +44,8 @@ def save_nifti(path, data: np.ndarray, affine: np.ndarray, dtype=np.float32) -> 
             os.remove(tmp)
 
 
-def load_nifti(path, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
-    """Read a 3-D NIfTI; returns (data (X, Y, Z) as `dtype`, affine (4, 4), RAS+ mm).
+def load_nifti(path, dtype=np.float32, ndim: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Read a NIfTI of `ndim` dimensions; returns (data (X, Y, Z[, ...]) as `dtype`, affine (4, 4), RAS+ mm).
 
     Raises InputError naming the file when it is unreadable, not 3-D, holds NaN/Inf or has an affine that
     is not a scaled rotation (RAS+ orientation is required; see `dlmi.orientation` when it lands).
@@ -55,19 +55,22 @@ def load_nifti(path, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
         data = np.asarray(img.dataobj, dtype=dtype)
     except Exception as err:  # nibabel raises several types for truncated or corrupt files
         raise InputError(f"{path}: cannot read NIfTI ({err})") from err
-    if data.ndim != 3:
-        raise InputError(f"{path}: expected a 3-D image, got shape {data.shape}")
+    if data.ndim != ndim:
+        raise InputError(f"{path}: expected a {ndim}-D image, got shape {data.shape}")
     if not np.all(np.isfinite(data)):
         raise InputError(f"{path}: image has NaN or Inf voxels")
     return data, np.asarray(img.affine, dtype=np.float64)
 
 
-def save_npz(path, params: dict, **arrays: np.ndarray) -> None:
-    """Write raw data (k-space, sinogram) with its acquisition parameters stored inside, atomically."""
+def save_npz(path, params: dict, *, compress: bool = True, **arrays: np.ndarray) -> None:
+    """Write raw data (k-space, sinogram) with its acquisition parameters stored inside, atomically.
+
+    compress=False skips zlib for data that does not compress (noisy complex k-space)."""
     path, tmp = _atomic_target(path, suffix=".npz")
+    save = np.savez_compressed if compress else np.savez
     try:
         with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, acquisition=np.array(json.dumps(params, sort_keys=True)), **arrays)
+            save(fh, acquisition=np.array(json.dumps(params, sort_keys=True)), **arrays)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

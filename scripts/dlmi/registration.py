@@ -21,6 +21,7 @@ SimpleITK, ITK and ANTs (`antsApplyTransforms`, `ants.read_transform`).
 from __future__ import annotations
 
 import math
+import time
 import os
 import tempfile
 from pathlib import Path
@@ -29,6 +30,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+STATS = []
+NOMASK=False
+JITTER=True
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
@@ -195,25 +199,45 @@ def _pyramid_level(vol: torch.Tensor, affine: np.ndarray, sigma_mm: float, targe
     return vol.contiguous(), affine @ np.diag([*stride, 1.0])
 
 
-def _fixed_points(shape, device, samples: int | None, seed: int = 0) -> torch.Tensor:
-    """Voxel indices (N, 3) float32 of a grid: all of them, or a reproducible random subset of `samples`."""
-    axes = [torch.arange(s, device=device, dtype=torch.float32) for s in shape]
+def _fixed_points(shape, device, samples: int | None, jitter: bool, seed: int = 0) -> torch.Tensor:
+    """Sample positions (N, 3) float32, continuous voxel indices of a grid of `shape`: every voxel, or a
+    reproducible random subset of `samples` of them; with `jitter`, each moved by a uniform random offset
+    in [-0.5, 0.5) voxel per axis (clamped to the grid), so that the positions are not aligned with either
+    image's grid (interpolation artefacts of the metric, as with ITK's random sampling)."""
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    axes = [torch.arange(s, dtype=torch.float32) for s in shape]
     pts = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 3)
     if samples is not None and pts.shape[0] > samples:
-        gen = torch.Generator(device="cpu").manual_seed(seed)
-        keep = torch.randperm(pts.shape[0], generator=gen)[:samples].to(device)
-        pts = pts[keep]
-    return pts
+        pts = pts[torch.randperm(pts.shape[0], generator=gen)[:samples]]
+    if jitter:
+        pts = pts + torch.rand(pts.shape, generator=gen) - 0.5
+        pts = torch.minimum(pts.clamp(min=0.0), torch.tensor(shape, dtype=torch.float32) - 1)
+    return pts.to(device)
 
 
-def _sample_points(vol: torch.Tensor, coords: torch.Tensor):
-    """Trilinear values of vol (X, Y, Z) at continuous voxel indices coords (N, 3), differentiable w.r.t.
-    coords; returns (values (N,), inside mask (N,) bool, not differentiable). Edges as in `resample`."""
-    n = torch.tensor(vol.shape, device=vol.device, dtype=coords.dtype)
-    inside = ((coords >= -0.5) & (coords <= n - 0.5)).all(dim=1)
-    grid = 2.0 * coords / (n - 1).clamp(min=1) - 1.0  # align_corners=True: -1 and +1 are the edge voxel centres
-    grid = grid.flip(-1).reshape(1, 1, 1, -1, 3)  # grid_sample wants (W, H, D) = (Z, Y, X) order
-    vals = F.grid_sample(vol[None, None], grid, mode="bilinear", padding_mode="border", align_corners=True)
+def _normalizer(shape, device):
+    """4x4 map (float64) from voxel index (i, j, k) of a grid of `shape` to grid_sample's normalized
+    coordinates in (Z, Y, X) order with align_corners=True (-1 and +1 are the edge voxel centres), and the
+    normalized bounds (lo, hi) (3,) of the region counted as inside, voxel index in [-0.5, n - 0.5]."""
+    N = torch.zeros(4, 4, dtype=torch.float64, device=device)
+    lo, hi = torch.empty(3, device=device), torch.empty(3, device=device)
+    for out_axis in range(3):
+        axis = 2 - out_axis
+        d = float(max(shape[axis] - 1, 1))
+        N[out_axis, axis] = 2.0 / d
+        N[out_axis, 3] = -1.0
+        lo[out_axis] = 2.0 * -0.5 / d - 1.0
+        hi[out_axis] = 2.0 * (shape[axis] - 0.5) / d - 1.0
+    N[3, 3] = 1.0
+    return N, lo, hi
+
+
+def _sample_points(vol: torch.Tensor, grid: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor):
+    """Trilinear values of vol (X, Y, Z) at normalized points grid (N, 3) (see `_normalizer`), differentiable
+    w.r.t. grid; returns (values (N,), inside mask (N,) bool, not differentiable). Edges as in `resample`."""
+    inside = None if lo is None else ((grid >= lo) & (grid <= hi)).all(dim=1)
+    vals = F.grid_sample(vol[None, None], grid.reshape(1, 1, 1, -1, 3), mode="bilinear", padding_mode="border",
+                         align_corners=True)
     return vals.reshape(-1), inside
 
 
@@ -221,14 +245,17 @@ def _sample_points(vol: torch.Tensor, coords: torch.Tensor):
 # metrics (to minimise)
 
 
-def _ncc_loss(f: torch.Tensor, m: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """Negative global normalized cross-correlation of samples f, m with weights w (N,)."""
+def _ncc_loss(f: torch.Tensor, f2: torch.Tensor, m: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Negative global normalized cross-correlation of fixed samples f (N,) (f2 = f * f) and moving samples
+    m (N,) over the samples with w = 1 (w: (N,) of 0 and 1). All float64: the loss is close to -1 at the
+    optimum and the line search needs its small differences."""
+    wm = w * m
     sw = w.sum().clamp(min=1.0)
-    fm, mm = (w * f).sum() / sw, (w * m).sum() / sw
-    df, dm = f - fm, m - mm
-    cov = (w * df * dm).sum() / sw
-    var = ((w * df * df).sum() / sw) * ((w * dm * dm).sum() / sw)
-    return -cov / torch.sqrt(var + 1e-12)
+    sf, sff, sm = torch.dot(w, f), torch.dot(w, f2), wm.sum()
+    smm, sfm = torch.dot(wm, m), torch.dot(wm, f)
+    cov = sfm - sf * sm / sw
+    var = (sff - sf * sf / sw).clamp(min=0) * (smm - sm * sm / sw).clamp(min=0)
+    return -cov / torch.sqrt(var + 1e-30)
 
 
 def _bspline3(u: torch.Tensor) -> torch.Tensor:
@@ -248,12 +275,12 @@ def _parzen_weights(v: torch.Tensor, lo: float, hi: float, bins: int) -> torch.T
 
 def _mi_loss(wf: torch.Tensor, m: torch.Tensor, w: torch.Tensor, m_range, bins: int) -> torch.Tensor:
     """Negative Mattes-style mutual information (nats) from fixed Parzen weights wf (N, bins), moving samples
-    m (N,) and sample weights w (N,)."""
-    wm = _parzen_weights(m, m_range[0], m_range[1], bins)
-    joint = (wf * w[:, None]).T @ wm
+    m (N,) and sample weights w (N,) (0 or 1)."""
+    wm = _parzen_weights(m, m_range[0], m_range[1], bins) * w[:, None]
+    joint = (wf.T @ wm).to(torch.float64)
     joint = joint / joint.sum().clamp(min=1e-12)
     pf, pm = joint.sum(1), joint.sum(0)
-    eps = 1e-10
+    eps = 1e-12
     return -((joint * torch.log(joint + eps)).sum() - (pf * torch.log(pf + eps)).sum()
              - (pm * torch.log(pm + eps)).sum())
 
@@ -374,33 +401,46 @@ def _register(model, fixed, moving, fixed_affine, moving_affine, *, metric, leve
     base_mm = float(voxel_size(fixed_affine).min())
 
     for level, n_iter in zip(levels, iterations):
+        # fixed: smoothed and subsampled to the level's spacing, its voxels are the sample points (no
+        # interpolation); moving: same smoothing, subsampled only to half that spacing, so that its trilinear
+        # interpolation adds little blur and no bias towards grid-aligned transforms.
         target = level * base_mm
         sigma = 0.5 * target if level > 1 else 0.0
         f_lvl, Af = _pyramid_level(fix, fixed_affine, sigma, target)
-        m_lvl, Am = _pyramid_level(mov, moving_affine, sigma, target)
-        pts = _fixed_points(f_lvl.shape, device, samples)
-        f_vals = f_lvl[pts[:, 0].long(), pts[:, 1].long(), pts[:, 2].long()]
-        Af_t = torch.tensor(Af, dtype=torch.float64, device=device)
-        Am_inv = torch.tensor(np.linalg.inv(Am), dtype=torch.float64, device=device)
-        if metric == "mi":
+        m_lvl, Am = _pyramid_level(mov, moving_affine, sigma, 0.5 * target)
+        pts = _fixed_points(f_lvl.shape, device, samples, JITTER)
+        Nf, _, _ = _normalizer(f_lvl.shape, device)
+        Nf = Nf.to(torch.float32)
+        f_vals, _ = _sample_points(f_lvl, torch.addmm(Nf[:3, 3], pts, Nf[:3, :3].T), lo=None, hi=None)
+        Nm, lo, hi = _normalizer(m_lvl.shape, device)
+        left = Nm @ torch.tensor(np.linalg.inv(Am), dtype=torch.float64, device=device)
+        right = torch.tensor(Af, dtype=torch.float64, device=device)
+        if metric == "ncc":
+            f64 = f_vals.to(torch.float64)
+            f2 = f64 * f64
+        else:
             wf = _parzen_weights(f_vals, float(f_lvl.min()), float(f_lvl.max()), bins)
             m_range = (float(m_lvl.min()), float(m_lvl.max()))
-        lr0 = learning_rate * target
-        opt = torch.optim.Adam([p], lr=lr0)
-        for it in range(n_iter):
-            for group in opt.param_groups:  # cosine decay to 5 % of the level's step within the level
-                group["lr"] = lr0 * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * it / max(1, n_iter))))
+
+        def closure():
             opt.zero_grad(set_to_none=True)
-            V = (Am_inv @ build(p, centre_t, radius) @ Af_t).to(torch.float32)
-            coords = pts @ V[:3, :3].T + V[:3, 3]
-            m_vals, inside = _sample_points(m_lvl, coords)
-            w = inside.to(torch.float32)
+            G = (left @ build(p, centre_t, radius) @ right).to(torch.float32)  # fixed voxel -> normalized moving
+            grid = torch.addmm(G[:3, 3], pts, G[:3, :3].T)
+            m_vals, inside = _sample_points(m_lvl, grid, lo, hi)
             if metric == "ncc":
-                loss = _ncc_loss(f_vals, m_vals, w)
+                loss = _ncc_loss(f64, f2, m_vals.to(torch.float64), inside.to(torch.float64))
             else:
-                loss = _mi_loss(wf, m_vals, w, m_range, bins)
+                if NOMASK:
+                    m_vals = torch.where(inside, m_vals, torch.full_like(m_vals, m_range[0]))
+                    inside = torch.ones_like(inside)
+                loss = _mi_loss(wf, m_vals, inside.to(torch.float32), m_range, bins)
             loss.backward()
-            opt.step()
+            STATS.append((level, float(loss), time.perf_counter()))
+            return loss
+
+        opt = torch.optim.LBFGS([p], lr=1.0, max_iter=n_iter, history_size=20, line_search_fn="strong_wolfe",
+                                tolerance_grad=1e-9, tolerance_change=1e-12)
+        opt.step(closure)
     with torch.no_grad():
         return build(p, centre_t, radius).cpu().numpy()
 

@@ -11,6 +11,8 @@ OUT = config["output_dir"].rstrip("/")
 SUBJECTS = subject_ids(config["cohort"]["n_subjects"])
 GROUP_SUBJECTS = [s for s in SUBJECTS if s not in config["cohort"]["exclude"]]
 ENVS = "../../envs"
+# What a subject's own draws depend on: changing the cohort size or exclusions must not re-run any subject.
+SUBJECT_DRAWS = {k: config["cohort"][k] for k in ("seed", "ad_fraction", "age_range")}
 
 
 wildcard_constraints:

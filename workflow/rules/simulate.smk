@@ -4,6 +4,7 @@
 rule build_template:
     output:
         t1w=template("T1w.nii.gz"),
+        fractions=template("seg-tissue_probseg.nii.gz"),
         tissue=template("seg-tissue_dseg.nii.gz"),
         regions=template("seg-regions_dseg.nii.gz"),
         brain=template("desc-brain_mask.nii.gz"),
@@ -18,7 +19,7 @@ rule build_template:
         mem_mb=4000,
         runtime=10,
     conda:
-        f"{ENVS}/sitk.yaml"
+        f"{ENVS}/template.yaml"
     script:
         "../../scripts/build_template.py"
 
@@ -46,8 +47,10 @@ rule make_participants:
 
 rule simulate_anatomy:
     input:
+        fractions=rules.build_template.output.fractions,
         tissue=rules.build_template.output.tissue,
         regions=rules.build_template.output.regions,
+        brain=rules.build_template.output.brain,
     output:
         t1map=sub("anat", "desc-truth_T1map.nii.gz"),
         t2map=sub("anat", "desc-truth_T2map.nii.gz"),
@@ -57,10 +60,12 @@ rule simulate_anatomy:
         ct=sub("ct", "desc-truth_ct.nii.gz"),
         fdg=sub("pet", "desc-truth_pet.nii.gz"),
         motion=sub("pet", "from-T1w_to-pet_desc-truth_xfm.json"),
+        sidecar=sub("anat", "desc-truth_anatomy.json"),
     params:
-        cohort=config["cohort"],
+        cohort=SUBJECT_DRAWS,
         effects=config["anatomy"]["effects"],
         pet=config["acquisition"]["pet"],
+        voxel_mm=config["anatomy"]["voxel_mm"],
     log:
         logfile("simulate_anatomy"),
     benchmark:

@@ -1,0 +1,82 @@
+"""Rule assess_quality: one subject's reconstruction, registration and segmentation scored against the truth."""
+import json
+
+import numpy as np
+import pandas as pd
+
+from dlmi import io, qc, registration, runlog
+from dlmi.phantom import REGIONS
+from dlmi.segmentation import CLASSES
+
+STRUCTURES = ("hippocampus_L", "hippocampus_R", "ventricle_L", "ventricle_R")
+REGISTRATION_LABELS = ("hippocampus_L", "hippocampus_R", "ventricle_L", "ventricle_R", "frontal", "temporal",
+                       "parietal", "occipital", "cerebellum")
+STRUCTURE_TISSUE = {"hippocampus_L": "gm", "hippocampus_R": "gm", "ventricle_L": "csf", "ventricle_R": "csf"}
+
+
+def recon_rows(inp):
+    rows = []
+    for modality, truth_key, key in (("mri", "truth_t1w", "t1w"), ("ct", "truth_ct", "ct"), ("pet", "truth_pet", "pet")):
+        truth, _ = io.load_nifti(inp[truth_key])
+        estimate, _ = io.load_nifti(inp[key])
+        head = truth > (truth.min() + 0.05 * (truth.max() - truth.min()))  # the head, not the air around it
+        rows.append({"modality": modality, "nrmse": qc.nrmse(estimate, truth, head), "psnr_db": qc.psnr(estimate, truth, head)})
+    return rows
+
+
+def registration_rows(inp):
+    truth_regions, affine = io.load_nifti(inp["truth_regions"], dtype=np.uint8)
+    propagated = io.load_nifti(inp["regions"], dtype=np.uint8)[0]
+    rows = [{"registration": "t1_to_template", "structure": name,
+             "dice": qc.dice(propagated == REGIONS[name], truth_regions == REGIONS[name]),
+             "corner_error_mm": np.nan} for name in REGISTRATION_LABELS]
+    with open(inp["truth_motion"]) as fh:
+        motion = np.array(json.load(fh)["matrix"])
+    estimated = registration.read_transform(inp["pet_xfm"])
+    error = registration.corner_error_mm(estimated, motion, truth_regions.shape, affine)
+    in_pet_truth = registration.resample(truth_regions, affine, truth_regions.shape, affine, np.linalg.inv(motion), order=0)
+    in_pet_estimated = registration.resample(truth_regions, affine, truth_regions.shape, affine,
+                                             np.linalg.inv(estimated), order=0)
+    rows += [{"registration": "pet_to_t1", "structure": name,
+              "dice": qc.dice(in_pet_truth == REGIONS[name], in_pet_estimated == REGIONS[name]),
+              "corner_error_mm": error} for name in REGISTRATION_LABELS]
+    return rows
+
+
+def segmentation_rows(inp):
+    truth_tissue, affine = io.load_nifti(inp["truth_tissue"], dtype=np.uint8)
+    truth_regions = io.load_nifti(inp["truth_regions"], dtype=np.uint8)[0]
+    tissue = io.load_nifti(inp["tissue"], dtype=np.uint8)[0]
+    regions = io.load_nifti(inp["regions"], dtype=np.uint8)[0]
+    posteriors = {"gm": io.load_nifti(inp["gm"])[0], "csf": io.load_nifti(inp["csf"])[0]}
+    voxel_ml = abs(np.linalg.det(affine[:3, :3])) / 1000.0
+    rows = []
+    for k, name in enumerate(CLASSES, start=1):  # tissue classes: label k in both maps
+        rows.append({"structure": name, "dice": qc.dice(tissue == k, truth_tissue == k),
+                     "volume_ml": float((tissue == k).sum() * voxel_ml),
+                     "truth_volume_ml": float((truth_tissue == k).sum() * voxel_ml)})
+    for name in STRUCTURES:
+        label, tissue_name = REGIONS[name], STRUCTURE_TISSUE[name]
+        measured = float(posteriors[tissue_name][regions == label].sum() * voxel_ml)
+        segmented = (regions == label) & (tissue == CLASSES.index(tissue_name) + 1)
+        truth_mask = truth_regions == label
+        rows.append({"structure": name, "dice": qc.dice(segmented, truth_mask), "volume_ml": measured,
+                     "truth_volume_ml": float(truth_mask.sum() * voxel_ml)})
+    for row in rows:
+        row["volume_error_percent"] = qc.volume_error_percent(row["volume_ml"], row["truth_volume_ml"])
+    return rows
+
+
+def main(inp, out, subject, log=None):
+    logger = runlog.start(log, "assess_quality")
+    for name, rows in (("recon", recon_rows(inp)), ("registration", registration_rows(inp)),
+                       ("segmentation", segmentation_rows(inp))):
+        table = pd.DataFrame(rows)
+        table.insert(0, "participant_id", f"sub-{subject}")
+        io.write_tsv(out[name], table)
+        logger.info("%s:\n%s", name, table.to_string(index=False))
+
+
+if __name__ == "__main__":
+    sm = snakemake  # noqa: F821
+    main(dict(sm.input.items()), dict(sm.output.items()), sm.wildcards.subject, sm.log[0])

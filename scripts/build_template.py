@@ -1,0 +1,24 @@
+"""Rule build_template: the MNI152/AAL head template on the study grid, and its T1-weighted image."""
+import numpy as np
+import torch
+
+from dlmi import io, mri, phantom, runlog
+
+
+def main(out: dict, voxel_mm: float, mri_params: dict, log=None):
+    logger = runlog.start(log, "build_template")
+    template = phantom.build_template(voxel_mm)
+    maps = {k: torch.from_numpy(v) for k, v in phantom.property_maps(template.fractions).items()}
+    t1w = mri.spin_echo_signal(maps["pd"], maps["t1_ms"], maps["t2_ms"], tr_ms=mri_params["tr_ms"],
+                               te_ms=mri_params["te_ms"])
+    io.save_nifti(out["t1w"], t1w.numpy(), template.affine)
+    io.save_nifti(out["fractions"], np.moveaxis(template.fractions, 0, -1), template.affine)
+    io.save_nifti(out["tissue"], template.tissue, template.affine, dtype=np.uint8)
+    io.save_nifti(out["regions"], template.regions, template.affine, dtype=np.uint8)
+    io.save_nifti(out["brain"], template.brain_mask, template.affine, dtype=np.uint8)
+    logger.info("template %s at %.1f mm", template.shape, voxel_mm)
+
+
+if __name__ == "__main__":
+    sm = snakemake  # noqa: F821
+    main(dict(sm.output.items()), sm.params.voxel_mm, sm.params.mri, sm.log[0])

@@ -1,0 +1,49 @@
+"""Rule simulate_anatomy: one subject's ground truth (MRI session maps and labels; PET/CT session maps)."""
+import numpy as np
+
+from dlmi import cohort, io, phantom, runlog, seeding
+
+
+def load_template(fractions_path, tissue_path, regions_path, brain_path, voxel_mm) -> phantom.Template:
+    fractions, affine = io.load_nifti(fractions_path, ndim=4)
+    return phantom.Template(
+        affine=affine,
+        fractions=np.ascontiguousarray(np.moveaxis(fractions, -1, 0)),
+        tissue=io.load_nifti(tissue_path, dtype=np.uint8)[0],
+        regions=io.load_nifti(regions_path, dtype=np.uint8)[0],
+        brain_mask=io.load_nifti(brain_path, dtype=np.uint8)[0] > 0,
+        voxel_mm=voxel_mm,
+    )
+
+
+def main(inp: dict, out: dict, subject: str, cohort_params: dict, effects: dict, pet: dict, voxel_mm, log=None):
+    logger = runlog.start(log, "simulate_anatomy")
+    study = cohort.from_config(cohort_params, effects)
+    participant = cohort.draw_participant(study.seed, subject, study)
+    template = load_template(inp["fractions"], inp["tissue"], inp["regions"], inp["brain"], voxel_mm)
+    truth = phantom.simulate_subject(template, participant, study.effects, rng=seeding.rng(study.seed, subject, "anatomy"),
+                                     age_effects=study.age_effects)
+    motion = phantom.pet_session_motion(seeding.rng(study.seed, subject, "pet_motion"), pet["motion_rotation_deg"],
+                                        pet["motion_translation_mm"])
+    session = phantom.pet_session_truth(truth, motion)
+    affine = truth["affine"]
+    for key, name in (("t1_ms", "t1map"), ("t2_ms", "t2map"), ("pd", "pdmap")):
+        io.save_nifti(out[name], truth[key], affine)
+    io.save_nifti(out["tissue"], truth["tissue"], affine, dtype=np.uint8)
+    io.save_nifti(out["regions"], truth["regions"], affine, dtype=np.uint8)
+    io.save_nifti(out["ct"], session["ct_hu"], affine)
+    io.save_nifti(out["fdg"], session["fdg"], affine)
+    io.write_json(out["motion"], {"matrix": motion.tolist(), "convention": "x_pet = matrix @ x_T1w (RAS+, mm)"})
+    io.write_json(out["sidecar"], {
+        "participant": participant,
+        "applied_effects": truth["applied"],
+        "from_template_to_T1w_affine": truth["transform"].tolist(),
+        "volumes_ml": truth["volumes_ml"],
+    })
+    logger.info("sub-%s %s age %.1f: %s", subject, participant["group"], participant["age"], truth["applied"])
+
+
+if __name__ == "__main__":
+    sm = snakemake  # noqa: F821
+    main(dict(sm.input.items()), dict(sm.output.items()), sm.wildcards.subject, sm.params.cohort,
+         sm.params.effects, sm.params.pet, sm.params.voxel_mm, sm.log[0])

@@ -1,0 +1,88 @@
+"""Participants of a simulated study: reproducible per subject, independent of cohort size."""
+import numpy as np
+import pytest
+from dlmi.cohort import (
+    PARTICIPANT_COLUMNS,
+    PARTICIPANTS_JSON,
+    AgeEffects,
+    Cohort,
+    Effects,
+    draw_participant,
+    from_config,
+    participants_table,
+    subject_ids,
+)
+
+
+def test_subject_ids_are_zero_padded_and_ordered():
+    assert subject_ids(3) == ["001", "002", "003"]
+    assert subject_ids(1000)[-1] == "1000" and len(subject_ids(1000)) == 1000
+
+
+def test_participant_is_deterministic_and_independent_of_cohort_size():
+    small, large = Cohort(n_subjects=5, seed=7), Cohort(n_subjects=10, seed=7)
+    a = participants_table(7, subject_ids(small.n_subjects), small)
+    b = participants_table(7, subject_ids(large.n_subjects), large)
+    assert a.loc[a.participant_id == "sub-003"].to_dict("records") == \
+        b.loc[b.participant_id == "sub-003"].to_dict("records")
+    assert a.equals(b.iloc[:5].reset_index(drop=True))
+    assert draw_participant(7, "003", small) == draw_participant(7, "003", small)
+    assert draw_participant(7, "003", small) != draw_participant(8, "003", small)
+
+
+def test_table_has_bids_participant_columns_and_valid_values():
+    cohort = Cohort(n_subjects=300, seed=1)
+    table = participants_table(1, subject_ids(cohort.n_subjects), cohort)
+    assert tuple(table.columns) == PARTICIPANT_COLUMNS
+    assert table.participant_id.iloc[0] == "sub-001"
+    assert set(table.group) == {"CN", "AD"} and set(table.sex) == {"F", "M"}
+    assert table.age.between(cohort.age_min, cohort.age_max).all()
+    assert table.cognitive_score.between(0, 30).all()
+    assert 0.4 < (table.group == "AD").mean() < 0.6
+    # same age distribution in both groups; AD scores lower by about the configured drop
+    ages = table.groupby("group").age.mean()
+    assert abs(ages["AD"] - ages["CN"]) < 5
+    scores = table.groupby("group").cognitive_score.mean()
+    assert scores["CN"] - scores["AD"] == pytest.approx(cohort.effects.cognitive_score_drop, abs=1.0)
+
+
+def test_null_effects_change_only_the_score_gap():
+    ids = subject_ids(200)
+    base = participants_table(3, ids, Cohort(n_subjects=200, seed=3))
+    null = participants_table(3, ids, Cohort(n_subjects=200, seed=3, effects=Effects.null()))
+    assert base[["participant_id", "group", "age", "sex"]].equals(null[["participant_id", "group", "age", "sex"]])
+    scores = null.groupby("group").cognitive_score.mean()
+    assert abs(scores["CN"] - scores["AD"]) < 0.6
+
+
+def test_ad_fraction_extremes_and_age_decline():
+    ids = subject_ids(50)
+    all_ad = participants_table(2, ids, Cohort(n_subjects=50, ad_fraction=1.0))
+    assert (all_ad.group == "AD").all()
+    cohort = Cohort(n_subjects=400, seed=5, effects=Effects.null(),
+                    age_effects=AgeEffects(cognitive_decline_per_year=0.1))
+    table = participants_table(5, subject_ids(400), cohort)
+    slope = np.polyfit(table.age, table.cognitive_score, 1)[0]
+    assert -0.15 < slope < -0.05
+
+
+@pytest.mark.parametrize("kwargs", [{"n_subjects": 0}, {"ad_fraction": 1.5}, {"age_min": 90, "age_max": 60}])
+def test_cohort_rejects_bad_parameters(kwargs):
+    with pytest.raises(ValueError):
+        Cohort(**kwargs)
+
+
+def test_from_config_and_cohort_first_call():
+    cohort = from_config({"seed": 9, "n_subjects": 4, "ad_fraction": 0.3, "age_range": [60, 80], "exclude": []},
+                         {"hippocampal_atrophy": [0.1, 0.2], "ventricle_enlargement": 0.5})
+    assert (cohort.seed, cohort.n_subjects, cohort.ad_fraction, cohort.age_min, cohort.age_max) == (9, 4, 0.3, 60, 80)
+    assert cohort.effects.hippocampal_atrophy == (0.1, 0.2) and cohort.effects.ventricle_enlargement == 0.5
+    assert cohort.effects.fdg_hypometabolism == Effects().fdg_hypometabolism
+    # a subject's draws need no cohort size
+    assert Cohort.from_config({"seed": 9, "ad_fraction": 0.3, "age_range": [60, 80]}).n_subjects == Cohort().n_subjects
+    assert participants_table(cohort, subject_ids(4)).equals(participants_table(9, subject_ids(4), cohort))
+    assert set(PARTICIPANTS_JSON) == set(PARTICIPANT_COLUMNS)
+    with pytest.raises(ValueError, match="cohort.sede"):
+        from_config({"sede": 1})
+    with pytest.raises(ValueError, match="effects.atrophy"):
+        from_config({}, {"atrophy": 0.2})

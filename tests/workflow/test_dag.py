@@ -1,0 +1,64 @@
+"""Dry-run planning: every stage is in the DAG with the expected number of jobs."""
+import pytest
+
+from conftest import REPO, job_counts, snakemake
+
+PER_SUBJECT = [
+    "simulate_anatomy", "simulate_mri", "simulate_ct", "simulate_pet",
+    "reconstruct_mri", "reconstruct_ct", "reconstruct_pet",
+    "register_t1", "register_pet", "segment_t1", "extract_features", "assess_quality",
+]
+ONCE = ["build_template", "make_participants", "gather_features", "train_models", "gather_quality", "all"]
+
+
+@pytest.mark.parametrize("n_subjects", [3, 20])
+def test_dry_run_has_every_stage(tmp_path, n_subjects):
+    result = snakemake(tmp_path, "--dry-run", "--cores", "2", configs=[{"cohort": {"n_subjects": n_subjects}}])
+    counts = job_counts(result.stdout + result.stderr)
+    expected = {rule: n_subjects for rule in PER_SUBJECT} | {rule: 1 for rule in ONCE} | {"qc_figure": 7}
+    assert counts == expected
+
+
+def test_excluded_subjects_leave_the_group_stage(tmp_path):
+    result = snakemake(tmp_path, "--dry-run", "--cores", "2", configs=[{"cohort": {"exclude": ["002"]}}])
+    counts = job_counts(result.stdout + result.stderr)
+    assert counts["extract_features"] == 19  # only what the group stage needs is planned
+    assert counts["simulate_anatomy"] == 19
+
+
+def test_bad_config_stops_at_parse_time_naming_the_key(tmp_path):
+    result = snakemake(tmp_path, "--dry-run", configs=[{"cohort": {"n_subjets": 3}}], check=False)
+    assert result.returncode != 0
+    assert "config key 'cohort.n_subjets' is unknown" in result.stdout + result.stderr
+    result = snakemake(tmp_path, "--dry-run", configs=[{"acquisition": {"mri": {"noise_sd": -1}}}], check=False)
+    assert "config key 'acquisition.mri.noise_sd': -1 is less than the minimum of 0" in result.stdout + result.stderr
+
+
+def test_lint_is_clean(tmp_path):
+    result = snakemake(tmp_path, "--lint", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Lints for" not in result.stdout + result.stderr
+
+
+def planned_inputs(output: str) -> dict[str, set[str]]:
+    """Rule name -> every input file of its planned jobs, parsed from a dry-run's job listing."""
+    inputs, rule = {}, None
+    for line in output.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(("rule ", "localrule ")) and stripped.endswith(":"):
+            rule = stripped.split()[1].rstrip(":")
+        elif rule and stripped.startswith("input:"):
+            inputs.setdefault(rule, set()).update(f.strip() for f in stripped[6:].split(","))
+    return inputs
+
+
+def test_no_rule_after_simulation_reads_ground_truth(tmp_path):
+    """Features, models and every stage they build on see reconstructed data only; only the simulators and
+    the quality rule (which scores against the truth) read desc-truth files."""
+    result = snakemake(tmp_path, "--dry-run", "--cores", "1", configs=[{"cohort": {"n_subjects": 2}}])
+    inputs = planned_inputs(result.stdout)
+    assert {"extract_features", "gather_features", "train_models", "segment_t1"} <= set(inputs)
+    allowed = {"simulate_mri", "simulate_ct", "simulate_pet", "assess_quality", "qc_figure", "all"}
+    for rule, files in inputs.items():
+        if rule not in allowed:
+            assert not [f for f in files if "truth" in f], rule

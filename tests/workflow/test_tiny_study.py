@@ -1,0 +1,60 @@
+"""A tiny end-to-end study (config/tiny.yaml): every output, table and figure, checked for content."""
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def read(path):
+    return pd.read_csv(path, sep="\t", dtype={"participant_id": str})
+
+
+def test_outputs_and_report_exist(tiny_study):
+    workdir, _ = tiny_study
+    results = workdir / "results"
+    for name in ("features.tsv", "metrics.tsv", "recon_quality.tsv", "registration_quality.tsv",
+                 "segmentation_quality.tsv", "roc.png"):
+        assert (results / "group" / name).stat().st_size > 0, name
+    assert (results / "report.html").stat().st_size > 10_000
+    assert len(list((results / "group" / "qc").glob("*.png"))) == 7
+
+
+def test_participants_and_features(tiny_study):
+    workdir, _ = tiny_study
+    participants = read(workdir / "results" / "participants.tsv")
+    assert list(participants.columns) == ["participant_id", "group", "age", "sex", "cognitive_score"]
+    assert len(participants) == 6 and set(participants.group) <= {"CN", "AD"}
+    features = read(workdir / "results" / "group" / "features.tsv")
+    assert list(features.participant_id) == list(participants.participant_id)
+    assert features.filter(like="hippocampus").filter(like="_ml").min().min() > 1.0  # mL, both sides
+    assert features.icv_ml.between(900, 2200).all()
+    assert features.filter(like="suvr_").between(0.5, 2.0).all().all()
+
+
+def test_metrics_table(tiny_study):
+    workdir, _ = tiny_study
+    metrics = read(workdir / "results" / "group" / "metrics.tsv")
+    assert list(metrics.columns) == ["model", "features", "balanced_accuracy", "auc", "accuracy", "sensitivity",
+                                     "specificity", "ci_low", "ci_high"]
+    assert len(metrics) == 6
+    assert ((metrics.ci_low <= metrics.balanced_accuracy) & (metrics.balanced_accuracy <= metrics.ci_high)).all()
+
+
+def test_quality_tables(tiny_study):
+    workdir, _ = tiny_study
+    recon = read(workdir / "results" / "group" / "recon_quality.tsv")
+    assert set(recon.modality) == {"mri", "ct", "pet"}
+    assert (recon.nrmse < 0.25).all() and (recon.psnr_db > 15).all()
+    registration = read(workdir / "results" / "group" / "registration_quality.tsv")
+    pet = registration[registration.registration == "pet_to_t1"]
+    assert (pet.corner_error_mm < 8.0).all()  # half a PET voxel (8 mm) at the tiny study's resolution
+    segmentation = read(workdir / "results" / "group" / "segmentation_quality.tsv")
+    assert {"structure", "dice", "volume_error_percent"} <= set(segmentation.columns)
+
+
+def test_rerun_has_nothing_to_do(tiny_study):
+    from conftest import REPO, snakemake
+
+    workdir, _ = tiny_study
+    result = snakemake(workdir, "--dry-run", "--cores", "2", configs=[REPO / "config" / "tiny.yaml"])
+    assert "Nothing to be done" in result.stdout + result.stderr
