@@ -4,6 +4,9 @@ import torch
 
 from dlmi import io, registration, runlog, segmentation
 from dlmi.device import pick_device, set_threads
+from dlmi.phantom import REGIONS
+
+VENTRICLE_SEARCH_MM = 4.0  # enlarged ventricles reach past the template's outline: measure CSF in a grown region
 
 
 def main(inp, out, device="auto", threads=1, log=None):
@@ -15,6 +18,9 @@ def main(inp, out, device="auto", threads=1, log=None):
     regions, tpl_affine = io.load_nifti(inp["regions"], dtype=np.uint8)
     brain = io.load_nifti(inp["brain"])[0]
     regions = registration.resample(regions, tpl_affine, t1w.shape, affine, to_template, order=0)
+    radius = max(1, round(VENTRICLE_SEARCH_MM / abs(affine[0, 0])))
+    regions = segmentation.grow_labels(torch.from_numpy(regions), (REGIONS["ventricle_L"], REGIONS["ventricle_R"]),
+                                       radius).numpy()
     mask = registration.resample(brain, tpl_affine, t1w.shape, affine, to_template) > 0.5
     posteriors = segmentation.tissue_posteriors(torch.from_numpy(t1w).to(dev), torch.from_numpy(mask).to(dev))
     labels = segmentation.hard_labels(posteriors, torch.from_numpy(mask).to(dev))

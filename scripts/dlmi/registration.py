@@ -21,7 +21,6 @@ SimpleITK, ITK and ANTs (`antsApplyTransforms`, `ants.read_transform`).
 from __future__ import annotations
 
 import math
-import time
 import os
 import tempfile
 from pathlib import Path
@@ -30,9 +29,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-STATS = []
-NOMASK=False
-JITTER=True
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
@@ -176,7 +172,7 @@ def _gaussian_smooth(vol: torch.Tensor, sigma_vox) -> torch.Tensor:
     for axis, s in enumerate(sigma_vox):
         if s <= 0.05:
             continue
-        r = max(1, int(math.ceil(3.0 * s)))
+        r = max(1, math.ceil(3.0 * s))
         t = torch.arange(-r, r + 1, device=vol.device, dtype=vol.dtype)
         k = torch.exp(-0.5 * (t / s) ** 2)
         k = k / k.sum()
@@ -194,7 +190,7 @@ def _pyramid_level(vol: torch.Tensor, affine: np.ndarray, sigma_mm: float, targe
     sp = voxel_size(affine)
     if sigma_mm > 0:
         vol = _gaussian_smooth(vol, [sigma_mm / s for s in sp])
-    stride = [max(1, int(math.floor(target_mm / s + 1e-6))) for s in sp]
+    stride = [max(1, math.floor(target_mm / s + 1e-6)) for s in sp]
     vol = vol[::stride[0], ::stride[1], ::stride[2]]
     return vol.contiguous(), affine @ np.diag([*stride, 1.0])
 
@@ -232,9 +228,10 @@ def _normalizer(shape, device):
     return N, lo, hi
 
 
-def _sample_points(vol: torch.Tensor, grid: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor):
+def _sample_points(vol: torch.Tensor, grid: torch.Tensor, lo: torch.Tensor | None, hi: torch.Tensor | None):
     """Trilinear values of vol (X, Y, Z) at normalized points grid (N, 3) (see `_normalizer`), differentiable
-    w.r.t. grid; returns (values (N,), inside mask (N,) bool, not differentiable). Edges as in `resample`."""
+    w.r.t. grid; returns (values (N,), inside mask (N,) bool, not differentiable; None when lo is None).
+    Edge handling as in `resample` (edge value within half a voxel beyond the outermost centres)."""
     inside = None if lo is None else ((grid >= lo) & (grid <= hi)).all(dim=1)
     vals = F.grid_sample(vol[None, None], grid.reshape(1, 1, 1, -1, 3), mode="bilinear", padding_mode="border",
                          align_corners=True)
@@ -245,16 +242,14 @@ def _sample_points(vol: torch.Tensor, grid: torch.Tensor, lo: torch.Tensor, hi: 
 # metrics (to minimise)
 
 
-def _ncc_loss(f: torch.Tensor, f2: torch.Tensor, m: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+def _ncc_loss(f: torch.Tensor, f2: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     """Negative global normalized cross-correlation of fixed samples f (N,) (f2 = f * f) and moving samples
-    m (N,) over the samples with w = 1 (w: (N,) of 0 and 1). All float64: the loss is close to -1 at the
-    optimum and the line search needs its small differences."""
-    wm = w * m
-    sw = w.sum().clamp(min=1.0)
-    sf, sff, sm = torch.dot(w, f), torch.dot(w, f2), wm.sum()
-    smm, sfm = torch.dot(wm, m), torch.dot(wm, f)
-    cov = sfm - sf * sm / sw
-    var = (sff - sf * sf / sw).clamp(min=0) * (smm - sm * sm / sw).clamp(min=0)
+    m (N,). Float64: the loss is close to -1 at the optimum and the line search needs its small differences."""
+    n = float(f.shape[0])
+    sf, sff, sm = f.sum(), f2.sum(), m.sum()
+    smm, sfm = torch.dot(m, m), torch.dot(m, f)
+    cov = sfm - sf * sm / n
+    var = (sff - sf * sf / n).clamp(min=0) * (smm - sm * sm / n).clamp(min=0)
     return -cov / torch.sqrt(var + 1e-30)
 
 
@@ -273,10 +268,10 @@ def _parzen_weights(v: torch.Tensor, lo: float, hi: float, bins: int) -> torch.T
     return _bspline3(b[:, None] - k[None, :])
 
 
-def _mi_loss(wf: torch.Tensor, m: torch.Tensor, w: torch.Tensor, m_range, bins: int) -> torch.Tensor:
-    """Negative Mattes-style mutual information (nats) from fixed Parzen weights wf (N, bins), moving samples
-    m (N,) and sample weights w (N,) (0 or 1)."""
-    wm = _parzen_weights(m, m_range[0], m_range[1], bins) * w[:, None]
+def _mi_loss(wf: torch.Tensor, m: torch.Tensor, m_range, bins: int) -> torch.Tensor:
+    """Negative Mattes-style mutual information (nats) from fixed Parzen weights wf (N, bins) and moving
+    samples m (N,): joint histogram wf^T @ wm, normalized, MI = sum p log p - sum pf log pf - sum pm log pm."""
+    wm = _parzen_weights(m, m_range[0], m_range[1], bins)
     joint = (wf.T @ wm).to(torch.float64)
     joint = joint / joint.sum().clamp(min=1e-12)
     pf, pm = joint.sum(1), joint.sum(0)
@@ -360,25 +355,22 @@ def center_of_mass(volume, affine) -> np.ndarray:
 
 
 def _initial_transform(init, fixed, moving, fixed_affine, moving_affine) -> np.ndarray:
-    if init is None or (isinstance(init, str) and init == "com"):
-        T = np.eye(4)
+    """Start transform fixed -> moving: a 4x4 matrix as given, or a translation from an `init` keyword."""
+    if init is not None and not isinstance(init, str):
+        return _as_matrix(init)
+    T = np.eye(4)
+    if init is None or init == "com":
         T[:3, 3] = center_of_mass(moving, moving_affine) - center_of_mass(fixed, fixed_affine)
-        return T
-    if isinstance(init, str) and init in ("centre", "center"):
-        T = np.eye(4)
-        cm = transform_points(moving_affine, (np.array(moving.shape) - 1) / 2.0)
-        cf = transform_points(fixed_affine, (np.array(fixed.shape) - 1) / 2.0)
-        T[:3, 3] = cm - cf
-        return T
-    if isinstance(init, str) and init == "identity":
-        return np.eye(4)
-    if isinstance(init, str):
+    elif init in ("centre", "center"):
+        T[:3, 3] = (transform_points(moving_affine, (np.array(moving.shape) - 1) / 2.0)
+                    - transform_points(fixed_affine, (np.array(fixed.shape) - 1) / 2.0))
+    elif init != "identity":
         raise ValueError(f"init must be None, 'com', 'centre', 'identity' or a 4x4 matrix, not {init!r}")
-    return _as_matrix(init)
+    return T
 
 
 def _register(model, fixed, moving, fixed_affine, moving_affine, *, metric, levels, iterations, init, device,
-              samples, bins, learning_rate):
+              samples, bins):
     if len(levels) != len(iterations):
         raise ValueError(f"levels {levels} and iterations {iterations} must have the same length")
     if metric not in ("ncc", "mi"):
@@ -401,88 +393,97 @@ def _register(model, fixed, moving, fixed_affine, moving_affine, *, metric, leve
     base_mm = float(voxel_size(fixed_affine).min())
 
     for level, n_iter in zip(levels, iterations):
-        # fixed: smoothed and subsampled to the level's spacing, its voxels are the sample points (no
-        # interpolation); moving: same smoothing, subsampled only to half that spacing, so that its trilinear
-        # interpolation adds little blur and no bias towards grid-aligned transforms.
-        target = level * base_mm
-        sigma = 0.5 * target if level > 1 else 0.0
-        f_lvl, Af = _pyramid_level(fix, fixed_affine, sigma, target)
-        m_lvl, Am = _pyramid_level(mov, moving_affine, sigma, 0.5 * target)
-        pts = _fixed_points(f_lvl.shape, device, samples, JITTER)
-        Nf, _, _ = _normalizer(f_lvl.shape, device)
-        Nf = Nf.to(torch.float32)
-        f_vals, _ = _sample_points(f_lvl, torch.addmm(Nf[:3, 3], pts, Nf[:3, :3].T), lo=None, hi=None)
-        Nm, lo, hi = _normalizer(m_lvl.shape, device)
-        left = Nm @ torch.tensor(np.linalg.inv(Am), dtype=torch.float64, device=device)
-        right = torch.tensor(Af, dtype=torch.float64, device=device)
-        if metric == "ncc":
-            f64 = f_vals.to(torch.float64)
-            f2 = f64 * f64
-        else:
-            wf = _parzen_weights(f_vals, float(f_lvl.min()), float(f_lvl.max()), bins)
-            m_range = (float(m_lvl.min()), float(m_lvl.max()))
-
-        def closure():
-            opt.zero_grad(set_to_none=True)
-            G = (left @ build(p, centre_t, radius) @ right).to(torch.float32)  # fixed voxel -> normalized moving
-            grid = torch.addmm(G[:3, 3], pts, G[:3, :3].T)
-            m_vals, inside = _sample_points(m_lvl, grid, lo, hi)
-            if metric == "ncc":
-                loss = _ncc_loss(f64, f2, m_vals.to(torch.float64), inside.to(torch.float64))
-            else:
-                if NOMASK:
-                    m_vals = torch.where(inside, m_vals, torch.full_like(m_vals, m_range[0]))
-                    inside = torch.ones_like(inside)
-                loss = _mi_loss(wf, m_vals, inside.to(torch.float32), m_range, bins)
-            loss.backward()
-            STATS.append((level, float(loss), time.perf_counter()))
-            return loss
-
-        opt = torch.optim.LBFGS([p], lr=1.0, max_iter=n_iter, history_size=20, line_search_fn="strong_wolfe",
-                                tolerance_grad=1e-9, tolerance_change=1e-12)
-        opt.step(closure)
+        if n_iter > 0:
+            target = level * base_mm
+            _optimise_level(p, lambda q: build(q, centre_t, radius), fix, mov, fixed_affine, moving_affine,
+                            target_mm=target, sigma_mm=0.5 * target if level > 1 else 0.0, n_iter=n_iter,
+                            metric=metric, samples=samples, bins=bins)
     with torch.no_grad():
         return build(p, centre_t, radius).cpu().numpy()
 
 
+def _optimise_level(p, matrix_of, fix, mov, fixed_affine, moving_affine, *, target_mm, sigma_mm, n_iter,
+                    metric, samples, bins) -> None:
+    """One pyramid level: L-BFGS on the parameters p (in place); matrix_of(p) is the 4x4 world transform.
+
+    Both images are smoothed by a Gaussian of sigma_mm; the fixed one is subsampled to target_mm and sampled
+    at jittered points around its voxels; the moving one is subsampled only to target_mm / 2, so that its
+    trilinear interpolation adds little blur."""
+    device = fix.device
+    f_lvl, Af = _pyramid_level(fix, fixed_affine, sigma_mm, target_mm)
+    m_lvl, Am = _pyramid_level(mov, moving_affine, sigma_mm, 0.5 * target_mm)
+    pts = _fixed_points(f_lvl.shape, device, samples, jitter=True)
+    Nf = _normalizer(f_lvl.shape, device)[0].to(torch.float32)
+    f_vals, _ = _sample_points(f_lvl, torch.addmm(Nf[:3, 3], pts, Nf[:3, :3].T), lo=None, hi=None)
+    Nm, lo, hi = _normalizer(m_lvl.shape, device)
+    faces = torch.cat([m_lvl[0].reshape(-1), m_lvl[-1].reshape(-1), m_lvl[:, 0].reshape(-1),
+                       m_lvl[:, -1].reshape(-1), m_lvl[:, :, 0].reshape(-1), m_lvl[:, :, -1].reshape(-1)])
+    background = faces.median()  # robust background value of the moving image (e.g. air)
+    left = Nm @ torch.tensor(np.linalg.inv(Am), dtype=torch.float64, device=device)
+    right = torch.tensor(Af, dtype=torch.float64, device=device)
+    if metric == "ncc":
+        f64 = f_vals.to(torch.float64)
+        f2 = f64 * f64
+    else:
+        wf = _parzen_weights(f_vals, float(f_lvl.min()), float(f_lvl.max()), bins)
+        m_range = (float(m_lvl.min()), float(m_lvl.max()))
+    opt = torch.optim.LBFGS([p], lr=1.0, max_iter=n_iter, history_size=20, line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-9, tolerance_change=1e-12)
+
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        G = (left @ matrix_of(p) @ right).to(torch.float32)  # fixed level voxel -> normalized moving point
+        m_vals, inside = _sample_points(m_lvl, torch.addmm(G[:3, 3], pts, G[:3, :3].T), lo, hi)
+        m_vals = torch.where(inside, m_vals, background)  # outside the moving image: its background
+        if metric == "ncc":
+            loss = _ncc_loss(f64, f2, m_vals.to(torch.float64))
+        else:
+            loss = _mi_loss(wf, m_vals, m_range, bins)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+
+
 def affine_register(fixed, moving, fixed_affine, moving_affine, *, metric: str = "ncc",
                     levels=(4, 2, 1), iterations=(100, 60, 30), init=None, device=None,
-                    samples: int | None = None, bins: int = 32, learning_rate: float = 0.1) -> np.ndarray:
+                    samples: int | None = 2 ** 18, bins: int = 32) -> np.ndarray:
     """12-parameter affine registration; returns the 4x4 world transform fixed -> moving (RAS+ mm, float64).
 
     fixed, moving: (X, Y, Z) volumes (numpy or torch), each with its own grid and 4x4 voxel-to-world affine.
-    Model: T(x) = (I + A)(x - c) + c + t around the fixed grid's centre c (A: 3x3, t: mm), so translation,
-    rotation, scaling and shear are all covered. Optimised by Adam on the metric, coarse to fine:
-    `levels` are pyramid factors relative to the fixed grid's finest spacing (Gaussian smoothing with a
-    sigma of half the level spacing, then integer subsampling of each image), `iterations` the Adam steps per
-    level; the step size is `learning_rate` x level spacing (mm), decayed within each level.
+    Model: T(x) = (I + A)(x - c) + c + t about the fixed grid's centre c (A: 3x3, t: mm), which covers
+    translation, rotation, scaling and shear; the parameters are scaled to mm (A times the grid's RMS radius).
+    Optimiser: L-BFGS with a strong-Wolfe line search on the metric's gradient (autograd through
+    grid_sample), coarse to fine. `levels`: pyramid factors relative to the fixed grid's finest spacing s;
+    at factor f both images are smoothed by a Gaussian of sigma f*s/2 mm (none at f = 1), the fixed image is
+    subsampled to spacing f*s (its voxels are the sample points), the moving one to f*s/2.
+    `iterations`: L-BFGS iterations per level (a level stops earlier when it has converged).
+    samples: at most this many fixed sample points per level (a reproducible random subset; None = all),
+    each jittered by a random sub-voxel offset so that no metric artefact favours grid-aligned transforms.
+    Samples that map outside the moving image take its background value (median of its boundary voxels).
     metric: "ncc" (global normalized cross-correlation, same contrast) or "mi" (Mattes-style mutual
-    information with `bins` cubic B-spline Parzen bins). Only fixed samples that map inside the moving image
-    count. samples: None uses every voxel of each level; an int uses a fixed random subset of that many
-    (reproducible). init: None or "com" (align intensity centres of mass), "centre" (grid centres),
-    "identity", or a 4x4 world matrix. device: torch device for the computation (default: fixed's device,
-    CPU for numpy input).
+    information, `bins` cubic B-spline Parzen bins). init: None or "com" (align intensity centres of mass),
+    "centre" (grid centres), "identity", or a 4x4 world matrix fixed -> moving. device: torch device for the
+    computation (default: fixed's device; CPU for numpy input). Deterministic for a given device.
     """
     return _register("affine", fixed, moving, fixed_affine, moving_affine, metric=metric, levels=levels,
-                     iterations=iterations, init=init, device=device, samples=samples, bins=bins,
-                     learning_rate=learning_rate)
+                     iterations=iterations, init=init, device=device, samples=samples, bins=bins)
 
 
 def rigid_register(fixed, moving, fixed_affine, moving_affine, *, metric: str = "mi", levels=(4, 2, 1),
                    iterations=(100, 60, 30), init=None, device=None, samples: int | None = 50_000,
-                   bins: int = 32, learning_rate: float = 0.1) -> np.ndarray:
+                   bins: int = 32) -> np.ndarray:
     """6-parameter rigid registration (rotation + translation); returns the 4x4 world transform fixed -> moving.
 
-    For inter-modality alignment (e.g. a PET volume on a 4-mm grid as `moving`, a T1 on a 2-mm grid as
-    `fixed`): the default metric "mi" is a differentiable Mattes-style mutual information (joint histogram of
-    `bins` bins with cubic B-spline Parzen windows on both intensities, each image's min..max range), computed
-    on `samples` fixed voxels per level (a reproducible random subset; None = all). Model:
-    T(x) = R(x - c) + c + t about the fixed grid's centre, R from a rotation vector. Other arguments as in
-    `affine_register` ("ncc" for same-contrast images).
+    Made for inter-modality alignment, e.g. a PET volume on a 4-mm grid as `moving` and a T1 on a 2-mm grid
+    as `fixed`: the default metric "mi" is a differentiable Mattes-style mutual information (joint histogram
+    of `bins` x `bins` bins with cubic B-spline Parzen windows on both intensities, each image's min..max
+    range), estimated on `samples` fixed points per level. Model: T(x) = R(x - c) + c + t about the fixed
+    grid's centre, R = exp of a rotation vector. Other arguments and the optimiser as in `affine_register`
+    ("ncc" for same-contrast images).
     """
     return _register("rigid", fixed, moving, fixed_affine, moving_affine, metric=metric, levels=levels,
-                     iterations=iterations, init=init, device=device, samples=samples, bins=bins,
-                     learning_rate=learning_rate)
+                     iterations=iterations, init=init, device=device, samples=samples, bins=bins)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -92,3 +92,21 @@ def region_tissue_volumes(
 def region_segmentation(labels: torch.Tensor, regions: torch.Tensor, label: int, tissue: str) -> torch.Tensor:
     """Binary mask of a structure: voxels of the region whose hard tissue label is `tissue`."""
     return (regions == label) & (labels == CLASSES.index(tissue) + 1)
+
+
+def grow_labels(regions: torch.Tensor, labels: tuple[int, ...], radius_vox: int) -> torch.Tensor:
+    """Grow the given labels into unlabelled (0) voxels by `radius_vox` steps of 6-neighbour dilation.
+
+    Used to turn a propagated ventricle label into a search region: an enlarged ventricle extends past the
+    template's outline, and its CSF is then measured inside the grown region (other labels never change).
+    regions: (X, Y, Z) integer labels. Returns a new tensor of the same dtype.
+    """
+    cross = torch.zeros(1, 1, 3, 3, 3, dtype=torch.float32, device=regions.device)
+    cross[0, 0, 1, 1, :] = cross[0, 0, 1, :, 1] = cross[0, 0, :, 1, 1] = 1.0
+    out = regions.clone()
+    for _ in range(radius_vox):
+        for label in labels:
+            mask = (out == label).to(torch.float32)[None, None]
+            grown = torch.nn.functional.conv3d(mask, cross, padding=1)[0, 0] > 0
+            out = torch.where(grown & (out == 0), torch.as_tensor(label, dtype=out.dtype, device=out.device), out)
+    return out

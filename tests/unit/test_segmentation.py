@@ -43,3 +43,13 @@ def test_region_tissue_volumes():
     regions[:2] = 7
     volumes = segmentation.region_tissue_volumes(posteriors, regions, {"h": (7, "gm")}, voxel_ml=0.008)
     assert volumes["h"] == pytest.approx(32 * 0.5 * 0.008)
+
+
+def test_grow_labels_only_into_unlabelled_voxels():
+    regions = torch.zeros(9, 9, 9, dtype=torch.uint8)
+    regions[4, 4, 4] = 3
+    regions[4, 4, 6] = 5  # a neighbouring label that must not be overwritten
+    grown = segmentation.grow_labels(regions, (3,), radius_vox=2)
+    assert int((grown == 3).sum()) == 1 + 6 + 18 - 1  # L1 ball of radius 2 has 25 voxels, one is taken by 5
+    assert grown[4, 4, 6] == 5 and grown[4, 4, 5] == 3
+    assert grown[4, 4, 2] == 3 and grown[4, 6, 6] == 0

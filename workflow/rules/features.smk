@@ -27,7 +27,7 @@ rule extract_features:
 
 rule gather_features:
     input:
-        tables=per_subject(rules.extract_features.output.tsv),
+        tsv=per_subject(rules.extract_features.output.tsv),
     output:
         tsv=group("features.tsv"),
     log:
