@@ -14,15 +14,13 @@ def main(inp, out, subject, seed, params, device="auto", threads=1, log=None):
     for name in ("pdmap", "t1map", "t2map"):
         data, affine = io.load_nifti(inp[name])
         maps[name] = torch.from_numpy(data).to(dev)
-    image = mri.spin_echo_signal(maps["pdmap"], maps["t1map"], maps["t2map"], tr_ms=params["tr_ms"],
-                                 te_ms=params["te_ms"])
+    image = mri.t1_weighted_signal(maps["pdmap"], maps["t1map"], maps["t2map"], params)
     voxel_mm = np.abs(np.diag(affine)[:3]).tolist()
     sens = mri.coil_sensitivities(tuple(image.shape), params["n_coils"], voxel_mm=voxel_mm, device=dev)
     generator = torch.Generator(dev).manual_seed(seeding.derive_seed(seed, subject, "simulate_mri"))
     kspace = mri.simulate_kspace(image, sens, noise_sd=params["noise_sd"], generator=generator)
     acquisition = {"n_coils": params["n_coils"], "voxel_mm": voxel_mm, "shape": list(image.shape),
-                   "affine": affine.tolist(), "tr_ms": params["tr_ms"], "te_ms": params["te_ms"],
-                   "noise_sd": params["noise_sd"], "sequence": "spin echo", "fft": "centred orthonormal 3-D"}
+                   "affine": affine.tolist(), **params, "fft": "centred orthonormal 3-D"}
     io.save_npz(out["kspace"], acquisition, compress=False, kspace=kspace.cpu().numpy())
     io.save_nifti(out["truth"], image.cpu().numpy(), affine)
     logger.info("k-space %s, %d coils, noise SD %g", tuple(kspace.shape), params["n_coils"], params["noise_sd"])

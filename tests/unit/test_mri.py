@@ -82,3 +82,24 @@ def test_noise_is_reproducible_and_needs_a_generator():
     assert torch.equal(a, b) and a.dtype == torch.complex64
     with pytest.raises(ValueError):
         mri.simulate_kspace(image, maps, noise_sd=0.1)
+
+
+def test_inversion_recovery_signal_hand_values_and_null_point():
+    pd = torch.tensor([1.0, 0.8], dtype=torch.float64)
+    t1 = torch.tensor([4200.0, 1820.0], dtype=torch.float64)
+    t2 = torch.tensor([2000.0, 99.0], dtype=torch.float64)
+    signal = mri.inversion_recovery_signal(pd, t1, t2, tr_ms=2000.0, te_ms=4.0, ti_ms=900.0)
+    expected = [abs(1 - 2 * math.exp(-900 / T1) + math.exp(-2000 / T1)) * p * math.exp(-4 / T2)
+                for p, T1, T2 in ((1.0, 4200.0, 2000.0), (0.8, 1820.0, 99.0))]
+    torch.testing.assert_close(signal, torch.tensor(expected, dtype=torch.float64), rtol=1e-12, atol=0)
+    # with TR >> T1 the longitudinal magnetisation crosses zero at TI = T1 ln 2
+    null = mri.inversion_recovery_signal(1.0, 1000.0, 1e9, tr_ms=1e7, te_ms=0.0, ti_ms=1000.0 * math.log(2))
+    assert abs(null.item()) < 1e-12
+
+
+def test_t1_weighted_signal_dispatches_on_the_sequence():
+    args = (torch.tensor(0.8), torch.tensor(1820.0), torch.tensor(99.0))
+    se = mri.t1_weighted_signal(*args, {"sequence": "spin_echo", "tr_ms": 500.0, "te_ms": 15.0})
+    assert se == mri.spin_echo_signal(*args, tr_ms=500.0, te_ms=15.0)
+    with pytest.raises(ValueError, match="acquisition.mri.sequence"):
+        mri.t1_weighted_signal(*args, {"sequence": "flash", "tr_ms": 1.0, "te_ms": 1.0})
