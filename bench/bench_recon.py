@@ -12,9 +12,10 @@ import time
 
 import numpy as np
 import torch
-from dlmi import ct
 from skimage.data import shepp_logan_phantom
 from skimage.transform import iradon, radon, resize
+
+from dlmi import ct
 
 SIZE = 256
 N_ANGLES = 360

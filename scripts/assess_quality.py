@@ -4,14 +4,12 @@ import json
 import numpy as np
 import pandas as pd
 
-from dlmi import io, qc, registration, runlog
+from dlmi import features, io, qc, registration, runlog
 from dlmi.phantom import REGIONS
 from dlmi.segmentation import CLASSES
 
-STRUCTURES = ("hippocampus_L", "hippocampus_R", "ventricle_L", "ventricle_R")
 REGISTRATION_LABELS = ("hippocampus_L", "hippocampus_R", "ventricle_L", "ventricle_R", "frontal", "temporal",
                        "parietal", "occipital", "cerebellum")
-STRUCTURE_TISSUE = {"hippocampus_L": "gm", "hippocampus_R": "gm", "ventricle_L": "csf", "ventricle_R": "csf"}
 
 
 def recon_rows(inp):
@@ -59,12 +57,11 @@ def segmentation_rows(inp):
         rows.append({"structure": name, "dice": qc.dice(tissue == k, truth_tissue == k),
                      "volume_ml": float((tissue == k).sum() * voxel_ml),
                      "truth_volume_ml": float((truth_tissue == k).sum() * voxel_ml)})
-    for name in STRUCTURES:
-        label, tissue_name = REGIONS[name], STRUCTURE_TISSUE[name]
-        measured = float(posteriors[tissue_name][regions == label].sum() * voxel_ml)
-        segmented = (regions == label) & (tissue == CLASSES.index(tissue_name) + 1)
-        truth_mask = truth_regions == label
-        rows.append({"structure": name, "dice": qc.dice(segmented, truth_mask), "volume_ml": measured,
+    measured = features.regional_volumes(posteriors, regions, REGIONS, voxel_ml)
+    for feature, (name, tissue_name) in features.VOLUME_FEATURES.items():
+        segmented = (regions == REGIONS[name]) & (tissue == CLASSES.index(tissue_name) + 1)
+        truth_mask = truth_regions == REGIONS[name]
+        rows.append({"structure": name, "dice": qc.dice(segmented, truth_mask), "volume_ml": measured[feature],
                      "truth_volume_ml": float(truth_mask.sum() * voxel_ml)})
     for row in rows:
         row["volume_error_percent"] = qc.volume_error_percent(row["volume_ml"], row["truth_volume_ml"])

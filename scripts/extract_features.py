@@ -15,9 +15,7 @@ def main(csf, gm, wm, regions, pet_in_t1, tsv, subject, log=None):
     labels = io.load_nifti(regions)[0].astype(np.int32)
     pet = io.load_nifti(pet_in_t1)[0]
     voxel_ml = abs(np.linalg.det(affine[:3, :3])) / 1000.0
-    row = {"participant_id": f"sub-{subject}"}
-    for name, (region, tissue) in features.VOLUME_FEATURES.items():
-        row[name] = float(posteriors[tissue][labels == REGIONS[region]].sum() * voxel_ml)
+    row = {"participant_id": f"sub-{subject}", **features.regional_volumes(posteriors, labels, REGIONS, voxel_ml)}
     row["icv_ml"] = features.intracranial_volume(np.stack(list(posteriors.values())), voxel_ml)
     targets = {name: REGIONS[name] for name in features.SUVR_TARGETS}
     ratios = features.suvr(pet, labels, targets, REGIONS[REFERENCE_REGION], posteriors["gm"])

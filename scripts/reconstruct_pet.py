@@ -15,7 +15,7 @@ def main(sinogram_path, ct_path, pet_path, params, device="auto", threads=1, log
     data, acq = io.load_npz(sinogram_path, arrays=("counts",), params=PARAMS)
     counts = torch.from_numpy(data["counts"]).to(dev)
     hu, ct_affine = io.load_nifti(ct_path)
-    factor = int(round(acq["pixel_mm"] / abs(ct_affine[0, 0])))
+    factor = round(acq["pixel_mm"] / abs(ct_affine[0, 0]))
     mu511 = pet.downsample(ct.hu_to_mu511(torch.from_numpy(hu).to(dev)), factor).permute(2, 0, 1)
     attenuation = pet.attenuation_factors(mu511, acq["angles_rad"], pixel_mm=acq["pixel_mm"],
                                           n_det=counts.shape[-1])

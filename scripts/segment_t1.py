@@ -6,7 +6,9 @@ from dlmi import io, registration, runlog, segmentation
 from dlmi.device import pick_device, set_threads
 from dlmi.phantom import REGIONS
 
-VENTRICLE_SEARCH_MM = 4.0  # enlarged ventricles reach past the template's outline: measure CSF in a grown region
+# Enlarged ventricles reach past the template's outline, into white matter and the deep grey nuclei around
+# them: ventricular CSF is measured inside the ventricle labels grown by this much into those regions.
+VENTRICLE_SEARCH_MM = 8.0
 
 
 def main(inp, out, device="auto", threads=1, log=None):
@@ -19,8 +21,9 @@ def main(inp, out, device="auto", threads=1, log=None):
     brain = io.load_nifti(inp["brain"])[0]
     regions = registration.resample(regions, tpl_affine, t1w.shape, affine, to_template, order=0)
     radius = max(1, round(VENTRICLE_SEARCH_MM / abs(affine[0, 0])))
-    regions = segmentation.grow_labels(torch.from_numpy(regions), (REGIONS["ventricle_L"], REGIONS["ventricle_R"]),
-                                       radius).numpy()
+    ventricles = (REGIONS["ventricle_L"], REGIONS["ventricle_R"])
+    regions = segmentation.grow_labels(torch.from_numpy(regions), ventricles, radius,
+                                       into=(REGIONS["none"], REGIONS["deep_gm"])).numpy()
     mask = registration.resample(brain, tpl_affine, t1w.shape, affine, to_template) > 0.5
     posteriors = segmentation.tissue_posteriors(torch.from_numpy(t1w).to(dev), torch.from_numpy(mask).to(dev))
     labels = segmentation.hard_labels(posteriors, torch.from_numpy(mask).to(dev))

@@ -12,7 +12,7 @@ def main(inp, out, subject, seed, params, device="auto", threads=1, log=None):
     dev = pick_device(device)
     fdg, affine = io.load_nifti(inp["fdg"])
     hu = io.load_nifti(inp["ct"])[0]
-    factor = int(round(params["voxel_mm"] / abs(affine[0, 0])))
+    factor = round(params["voxel_mm"] / abs(affine[0, 0]))
     activity = pet.downsample(torch.from_numpy(fdg).to(dev), factor)
     mu511 = pet.downsample(ct.hu_to_mu511(torch.from_numpy(hu).to(dev)), factor)
     pet_affine = pet.downsampled_affine(affine, factor)

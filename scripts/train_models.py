@@ -2,12 +2,12 @@
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from dlmi import io, models, runlog  # noqa: E402
-from dlmi.features import FEATURE_SETS  # noqa: E402
+from dlmi import io, models, runlog
+from dlmi.features import FEATURE_SETS
 
 
 def evaluate(table: pd.DataFrame, params: dict, seed: int):

@@ -9,6 +9,20 @@ def intracranial_volume(posteriors: np.ndarray, voxel_ml: float) -> float:
     return float(posteriors.sum() * voxel_ml)
 
 
+def regional_volumes(
+    posteriors: dict[str, np.ndarray], regions: np.ndarray, region_labels: dict[str, int], voxel_ml: float
+) -> dict[str, float]:
+    """Soft tissue volume (mL) of each feature of `VOLUME_FEATURES` inside its region.
+
+    posteriors: tissue class name -> (X, Y, Z) posterior; regions: (X, Y, Z) labels in subject space;
+    region_labels: region name -> label value (dlmi.phantom.REGIONS).
+    """
+    return {
+        name: float(posteriors[tissue][regions == region_labels[region]].sum() * voxel_ml)
+        for name, (region, tissue) in VOLUME_FEATURES.items()
+    }
+
+
 def regional_mean(image: np.ndarray, regions: np.ndarray, label: int, weights: np.ndarray | None = None) -> float:
     """Mean of `image` over the voxels labelled `label`, optionally weighted (e.g. by a GM posterior).
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from dlmi.qc import mid_slices  # noqa: E402
+from dlmi.qc import mid_slices
 
 VIEWS = ("sagittal", "coronal (R|L)", "axial (R|L)")
 

@@ -74,33 +74,17 @@ def hard_labels(posteriors: torch.Tensor, brain_mask: torch.Tensor) -> torch.Ten
     return torch.where(brain_mask.bool(), labels, torch.zeros_like(labels)).to(torch.uint8)
 
 
-def region_tissue_volumes(
-    posteriors: torch.Tensor, regions: torch.Tensor, wanted: dict[str, tuple[int, str]], voxel_ml: float
-) -> dict[str, float]:
-    """Soft volume (mL) of one tissue class inside each region.
-
-    posteriors: (3, X, Y, Z) from `tissue_posteriors`; regions: (X, Y, Z) integer labels in subject space;
-    wanted: name -> (region label value, tissue class name in `CLASSES`); voxel_ml: volume of one voxel.
-    """
-    volumes = {}
-    for name, (label, tissue) in wanted.items():
-        probability = posteriors[CLASSES.index(tissue)]
-        volumes[name] = float(probability[regions == label].sum().item() * voxel_ml)
-    return volumes
-
-
-def region_segmentation(labels: torch.Tensor, regions: torch.Tensor, label: int, tissue: str) -> torch.Tensor:
-    """Binary mask of a structure: voxels of the region whose hard tissue label is `tissue`."""
-    return (regions == label) & (labels == CLASSES.index(tissue) + 1)
-
-
-def grow_labels(regions: torch.Tensor, labels: tuple[int, ...], radius_vox: int) -> torch.Tensor:
-    """Grow the given labels into unlabelled (0) voxels by `radius_vox` steps of 6-neighbour dilation.
+def grow_labels(
+    regions: torch.Tensor, labels: tuple[int, ...], radius_vox: int, into: tuple[int, ...] = (0,)
+) -> torch.Tensor:
+    """Grow the given labels into voxels labelled `into` (default: unlabelled) by `radius_vox` steps of
+    6-neighbour dilation.
 
     Used to turn a propagated ventricle label into a search region: an enlarged ventricle extends past the
     template's outline, and its CSF is then measured inside the grown region (other labels never change).
     regions: (X, Y, Z) integer labels. Returns a new tensor of the same dtype.
     """
+    open_labels = torch.as_tensor(into, dtype=regions.dtype, device=regions.device)
     cross = torch.zeros(1, 1, 3, 3, 3, dtype=torch.float32, device=regions.device)
     cross[0, 0, 1, 1, :] = cross[0, 0, 1, :, 1] = cross[0, 0, :, 1, 1] = 1.0
     out = regions.clone()
@@ -108,5 +92,6 @@ def grow_labels(regions: torch.Tensor, labels: tuple[int, ...], radius_vox: int)
         for label in labels:
             mask = (out == label).to(torch.float32)[None, None]
             grown = torch.nn.functional.conv3d(mask, cross, padding=1)[0, 0] > 0
-            out = torch.where(grown & (out == 0), torch.as_tensor(label, dtype=out.dtype, device=out.device), out)
+            growable = grown & torch.isin(out, open_labels)
+            out = torch.where(growable, torch.as_tensor(label, dtype=out.dtype, device=out.device), out)
     return out

@@ -33,7 +33,7 @@ def test_osem_agrees():
     angles = np.linspace(0, np.pi, 48, endpoint=False)
     att = pet.attenuation_factors(disc_phantom(64, torch.float64) * 0.5, angles, pixel_mm=4.0)
     counts = pet.forward(activity, angles, att, pixel_mm=4.0)
-    kwargs = dict(pixel_mm=4.0, n_iter=3, n_subsets=4)
+    kwargs = {"pixel_mm": 4.0, "n_iter": 3, "n_subsets": 4}
     cpu = pet.mlem(counts, angles, att, (64, 64), **kwargs)
     gpu = pet.mlem(counts.cuda(), angles, att.cuda(), (64, 64), **kwargs)
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-9, atol=1e-9)

@@ -1,6 +1,7 @@
 """Participants of a simulated study: reproducible per subject, independent of cohort size."""
 import numpy as np
 import pytest
+
 from dlmi.cohort import (
     PARTICIPANT_COLUMNS,
     PARTICIPANTS_JSON,

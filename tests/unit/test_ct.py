@@ -6,9 +6,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from dlmi import ct
 from skimage.data import shepp_logan_phantom
 from skimage.transform import iradon, radon, resize
+
+from dlmi import ct
 
 N = 128
 DEGREES = np.linspace(0.0, 180.0, 180, endpoint=False)

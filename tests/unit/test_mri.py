@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+
 from dlmi import mri
 
 SHAPE = (24, 20, 16)

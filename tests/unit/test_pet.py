@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+
 from dlmi import ct, pet
 
 N = 40

@@ -8,6 +8,7 @@ import importlib.resources
 import nibabel as nib
 import numpy as np
 import pytest
+
 from dlmi import phantom as ph
 from dlmi.seeding import rng as seeded_rng
 

@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 import torch
 from sklearn.mixture import GaussianMixture
 
@@ -36,15 +35,6 @@ def test_tissue_posteriors_classify_a_piecewise_constant_image():
     assert np.all(labels[0] == 0)
 
 
-def test_region_tissue_volumes():
-    posteriors = torch.zeros(3, 4, 4, 4)
-    posteriors[1, :2] = 0.5
-    regions = torch.zeros(4, 4, 4, dtype=torch.int64)
-    regions[:2] = 7
-    volumes = segmentation.region_tissue_volumes(posteriors, regions, {"h": (7, "gm")}, voxel_ml=0.008)
-    assert volumes["h"] == pytest.approx(32 * 0.5 * 0.008)
-
-
 def test_grow_labels_only_into_unlabelled_voxels():
     regions = torch.zeros(9, 9, 9, dtype=torch.uint8)
     regions[4, 4, 4] = 3
@@ -53,3 +43,12 @@ def test_grow_labels_only_into_unlabelled_voxels():
     assert int((grown == 3).sum()) == 1 + 6 + 18 - 1  # L1 ball of radius 2 has 25 voxels, one is taken by 5
     assert grown[4, 4, 6] == 5 and grown[4, 4, 5] == 3
     assert grown[4, 4, 2] == 3 and grown[4, 6, 6] == 0
+
+
+def test_grow_labels_into_named_regions():
+    regions = torch.zeros(7, 7, 7, dtype=torch.uint8)
+    regions[3, 3, 3] = 3
+    regions[3, 3, 4] = 11
+    regions[3, 3, 2] = 5
+    grown = segmentation.grow_labels(regions, (3,), radius_vox=1, into=(0, 11))
+    assert grown[3, 3, 4] == 3 and grown[3, 3, 2] == 5

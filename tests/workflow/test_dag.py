@@ -1,7 +1,6 @@
 """Dry-run planning: every stage is in the DAG with the expected number of jobs."""
 import pytest
-
-from conftest import REPO, job_counts, snakemake
+from conftest import job_counts, snakemake
 
 PER_SUBJECT = [
     "simulate_anatomy", "simulate_mri", "simulate_ct", "simulate_pet",
