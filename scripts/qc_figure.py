@@ -5,6 +5,7 @@ from dlmi import figures, io, runlog
 from dlmi.registration import resample
 
 OVERLAY_KIND = {"warped_t1": "contour", "pet_in_t1": "heat", "segmentation": "labels"}
+WINDOW = {"recon_ct": (-20.0, 100.0)}  # CT brain window (HU)
 
 
 def main(stage, images, overlays, png, log=None):
@@ -18,7 +19,8 @@ def main(stage, images, overlays, png, log=None):
             if overlay.shape != image.shape:  # e.g. a PET grid: show it on the image grid
                 overlay = resample(overlay, overlay_affine, image.shape, affine)
         rows.append((re.search(r"sub-[0-9]+", path).group(0), image, overlay))
-    figures.mosaic(rows, png, overlay_kind=OVERLAY_KIND.get(stage), title=stage.replace("_", " "))
+    figures.mosaic(rows, png, overlay_kind=OVERLAY_KIND.get(stage), title=stage.replace("_", " "),
+                   window=WINDOW.get(stage))
     logger.info("%s: %d subjects", png, len(rows))
 
 

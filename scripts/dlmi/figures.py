@@ -12,15 +12,16 @@ from dlmi.qc import mid_slices
 VIEWS = ("sagittal", "coronal (R|L)", "axial (R|L)")
 
 
-def mosaic(rows, path, *, overlay_kind: str | None = None, title: str = "") -> None:
+def mosaic(rows, path, *, overlay_kind: str | None = None, title: str = "", window=None) -> None:
     """Save a mosaic: one row per (label, image, overlay) with the three mid-slices of each image.
 
     image and overlay are (X, Y, Z) arrays on the same grid. overlay_kind: None, "contour" (outline of a
-    mask), "heat" (a colour map over the image) or "labels" (a label map in colour).
+    mask), "heat" (a colour map over the image) or "labels" (a label map in colour). window: (low, high)
+    display range (e.g. a CT brain window in HU); default the 1st-99.5th percentile of each image.
     """
     fig, axes = plt.subplots(len(rows), 3, figsize=(7.5, 2.3 * len(rows)), squeeze=False)
     for r, (label, image, overlay) in enumerate(rows):
-        low, high = np.percentile(image, [1, 99.5])
+        low, high = window if window is not None else np.percentile(image, [1, 99.5])
         slices = mid_slices(image)
         overlays = mid_slices(overlay) if overlay is not None else [None] * 3
         for c, (ax, picture, extra) in enumerate(zip(axes[r], slices, overlays)):

@@ -26,6 +26,10 @@ def sub(datatype, suffix):
     return f"{folder}sub-{{subject}}_{suffix}"
 
 
+def study(name):
+    return f"{OUT}/{name}"
+
+
 def group(name):
     return f"{OUT}/group/{name}"
 
@@ -52,7 +56,7 @@ QC_STAGES = ["truth_t1", "recon_t1", "recon_ct", "recon_pet", "warped_t1", "pet_
 
 def group_outputs():
     return [
-        OUT + "/participants.tsv",
+        study("participants.tsv"),
         group("features.tsv"),
         group("metrics.tsv"),
         group("recon_quality.tsv"),
@@ -61,3 +65,20 @@ def group_outputs():
         group("roc.png"),
         expand(group("qc/{stage}.png"), stage=QC_STAGES),
     ]
+
+
+def qc_inputs(wildcards):
+    """Per-subject images (and overlays, if the stage has them) of one QC figure."""
+    image, overlay = {
+        "truth_t1": (rules.simulate_mri.output.truth, None),
+        "recon_t1": (rules.reconstruct_mri.output.t1w, None),
+        "recon_ct": (rules.reconstruct_ct.output.ct, None),
+        "recon_pet": (rules.reconstruct_pet.output.pet, None),
+        "warped_t1": (rules.register_t1.output.warped, rules.build_template.output.brain),
+        "pet_in_t1": (rules.reconstruct_mri.output.t1w, rules.register_pet.output.pet_in_t1),
+        "segmentation": (rules.reconstruct_mri.output.t1w, rules.segment_t1.output.tissue),
+    }[wildcards.stage]
+    inputs = {"images": per_subject(image)}
+    if overlay is not None:
+        inputs["overlays"] = per_subject(overlay) if "{subject}" in overlay else [overlay]
+    return inputs

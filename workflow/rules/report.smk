@@ -60,26 +60,6 @@ rule gather_quality:
         "../../scripts/gather_tables.py"
 
 
-QC_IMAGES = {
-    "truth_t1": (rules.simulate_mri.output.truth, None),
-    "recon_t1": (rules.reconstruct_mri.output.t1w, None),
-    "recon_ct": (rules.reconstruct_ct.output.ct, None),
-    "recon_pet": (rules.reconstruct_pet.output.pet, None),
-    "warped_t1": (rules.register_t1.output.warped, rules.build_template.output.brain),
-    "pet_in_t1": (rules.reconstruct_mri.output.t1w, rules.register_pet.output.pet_in_t1),
-    "segmentation": (rules.reconstruct_mri.output.t1w, rules.segment_t1.output.tissue),
-}
-
-
-def qc_inputs(wildcards):
-    """Per-subject images (and overlays, if the stage has them) of one QC figure."""
-    image, overlay = QC_IMAGES[wildcards.stage]
-    inputs = {"images": per_subject(image)}
-    if overlay is not None:
-        inputs["overlays"] = per_subject(overlay) if "{subject}" in overlay else [overlay]
-    return inputs
-
-
 rule qc_figure:
     input:
         unpack(qc_inputs),

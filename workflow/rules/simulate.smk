@@ -26,8 +26,8 @@ rule build_template:
 
 rule make_participants:
     output:
-        tsv=OUT + "/participants.tsv",
-        sidecar=OUT + "/participants.json",
+        tsv=study("participants.tsv"),
+        sidecar=study("participants.json"),
     params:
         cohort=config["cohort"],
         effects=config["anatomy"]["effects"],
