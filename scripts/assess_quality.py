@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from dlmi import features, io, qc, registration, runlog
+from dlmi import deformable, features, io, qc, registration, runlog
 from dlmi.phantom import REGIONS
 from dlmi.segmentation import CLASSES
 
@@ -23,12 +23,13 @@ def recon_rows(inp):
 
 
 def registration_rows(inp):
-    """Dice of template regions propagated by the estimated T1 transform (affine: cannot follow local
-    warps), and of truth regions moved by the estimated vs the true PET/MRI head motion."""
+    """Dice of template regions propagated into the subject by the estimated T1 transform (affine and
+    velocity field), and of truth regions moved by the estimated vs the true PET/MRI head motion."""
     truth_regions, affine = io.load_nifti(inp["truth_regions"], dtype=np.uint8)
     template_regions, tpl_affine = io.load_nifti(inp["template_regions"], dtype=np.uint8)
-    to_template = registration.invert(registration.read_transform(inp["t1_xfm"]))
-    propagated = registration.resample(template_regions, tpl_affine, truth_regions.shape, affine, to_template, order=0)
+    velocity = deformable.load_velocity(inp["t1_velocity"])[0]
+    propagated = deformable.propagate_to_moving(template_regions, tpl_affine, truth_regions.shape, affine,
+                                                registration.read_transform(inp["t1_xfm"]), velocity, order=0)
     rows = [{"registration": "t1_to_template", "structure": name,
              "dice": qc.dice(propagated == REGIONS[name], truth_regions == REGIONS[name]),
              "corner_error_mm": np.nan} for name in REGISTRATION_LABELS]

@@ -1,8 +1,8 @@
-"""Rule segment_t1: tissue posteriors of the subject's T1 and atlas regions in subject space."""
+"""Rule segment_t1: partial-volume tissue fractions of the subject's T1 and atlas regions in subject space."""
 import numpy as np
 import torch
 
-from dlmi import io, registration, runlog, segmentation
+from dlmi import deformable, io, registration, runlog, segmentation
 from dlmi.device import pick_device, set_threads
 from dlmi.phantom import REGIONS
 
@@ -16,21 +16,27 @@ def main(inp, out, device="auto", threads=1, log=None):
     set_threads(threads)
     dev = pick_device(device)
     t1w, affine = io.load_nifti(inp["t1w"])
-    to_template = registration.invert(registration.read_transform(inp["xfm"]))  # subject -> template points
+    transform = registration.read_transform(inp["xfm"])  # template -> subject points (affine part)
+    velocity = deformable.load_velocity(inp["velocity"])[0]
     regions, tpl_affine = io.load_nifti(inp["regions"], dtype=np.uint8)
     brain = io.load_nifti(inp["brain"])[0]
-    regions = registration.resample(regions, tpl_affine, t1w.shape, affine, to_template, order=0)
+    prior = io.load_nifti(inp["tissue_prior"], dtype=np.uint8)[0]
+    regions = deformable.propagate_to_moving(regions, tpl_affine, t1w.shape, affine, transform, velocity, order=0)
+    prior = deformable.propagate_to_moving(prior, tpl_affine, t1w.shape, affine, transform, velocity, order=0)
     radius = max(1, round(VENTRICLE_SEARCH_MM / abs(affine[0, 0])))
     ventricles = (REGIONS["ventricle_L"], REGIONS["ventricle_R"])
     regions = segmentation.grow_labels(torch.from_numpy(regions), ventricles, radius,
                                        into=(REGIONS["none"], REGIONS["deep_gm"])).numpy()
-    mask = registration.resample(brain, tpl_affine, t1w.shape, affine, to_template) > 0.5
-    posteriors = segmentation.tissue_posteriors(torch.from_numpy(t1w).to(dev), torch.from_numpy(mask).to(dev))
-    labels = segmentation.hard_labels(posteriors, torch.from_numpy(mask).to(dev))
+    mask = deformable.propagate_to_moving(brain, tpl_affine, t1w.shape, affine, transform, velocity, order=1) > 0.5
+    image, mask_t = torch.from_numpy(t1w).to(dev), torch.from_numpy(mask).to(dev)
+    means = segmentation.class_means(image, torch.from_numpy(prior).to(dev), mask_t)
+    posteriors = segmentation.partial_volume_fractions(image, mask_t, means)
+    labels = segmentation.hard_labels(posteriors, mask_t)
     for k, name in enumerate(segmentation.CLASSES):
         io.save_nifti(out[name], posteriors[k].cpu().numpy(), affine)
     io.save_nifti(out["tissue"], labels.cpu().numpy(), affine, dtype=np.uint8)
     io.save_nifti(out["regions"], regions, affine, dtype=np.uint8)
+    logger.info("tissue means (CSF, GM, WM) %s", means.cpu().numpy())
     logger.info("brain mask %d voxels; class fractions %s", int(mask.sum()),
                 np.round(posteriors.sum((1, 2, 3)).cpu().numpy() / mask.sum(), 3))
 

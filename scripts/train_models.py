@@ -17,7 +17,8 @@ def evaluate(table: pd.DataFrame, params: dict, seed: int):
     for model in models.CLASSIFIERS:
         for feature_set, columns in FEATURE_SETS.items():
             scores = models.cross_validated_scores(
-                table[columns].to_numpy(float), labels, model, folds=params["cv_folds"], seed=seed
+                table[columns].to_numpy(float), labels, model, folds=params["cv_folds"], seed=seed,
+                repeats=params["cv_repeats"],
             )
             metrics = models.classification_metrics(labels, scores)
             low, high = models.balanced_accuracy_ci(

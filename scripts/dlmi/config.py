@@ -73,6 +73,12 @@ def _check_consistency(config: dict) -> None:
             "config key 'registration.t1_to_template.iterations': needs one entry per level "
             f"({len(reg['levels'])} levels, {len(reg['iterations'])} entries)"
         )
+    nonlinear = reg["nonlinear"]
+    if len(nonlinear["levels"]) != len(nonlinear["iterations"]):
+        raise ConfigError(
+            "config key 'registration.t1_to_template.nonlinear.iterations': needs one entry per level "
+            f"({len(nonlinear['levels'])} levels, {len(nonlinear['iterations'])} entries)"
+        )
     n, excluded = config["cohort"]["n_subjects"], config["cohort"]["exclude"]
     unknown = [s for s in excluded if not 1 <= int(s) <= n]
     if unknown:

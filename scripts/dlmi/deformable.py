@@ -24,11 +24,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dlmi.registration import (_as_matrix, _ncc_loss, _normalizer, _pyramid_level, transform_points,
-                               voxel_size)
+from dlmi.registration import _as_matrix, _ncc_loss, _normalizer, _pyramid_level, voxel_size
 
-__all__ = ["svf_register", "displacement", "warp_to_fixed", "propagate_to_moving", "jacobian_determinant",
-           "save_velocity", "load_velocity"]
+__all__ = [
+    "displacement",
+    "jacobian_determinant",
+    "load_velocity",
+    "propagate_to_moving",
+    "save_velocity",
+    "svf_register",
+    "warp_to_fixed",
+]
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -21,18 +21,24 @@ def classifier(name: str, seed: int):
 
 
 def cross_validated_scores(
-    features: np.ndarray, labels: np.ndarray, model: str, *, folds: int, seed: int
+    features: np.ndarray, labels: np.ndarray, model: str, *, folds: int, seed: int, repeats: int = 1
 ) -> np.ndarray:
-    """Out-of-fold decision scores (N,) from stratified k-fold CV; each subject is scored by a model
-    that never saw it (one row per subject, so folds split subjects)."""
+    """Out-of-fold decision scores (N,) from repeated stratified k-fold CV.
+
+    One row per subject, so folds split subjects: each subject is scored only by models that never saw it.
+    With repeats > 1 the split is redrawn `repeats` times (seeds seed, seed + 1, ...) and each subject's
+    out-of-fold scores are averaged, which removes the luck of one particular split (small cohorts).
+    """
     labels = np.asarray(labels)
     folds = min(folds, int(np.bincount(labels).min()))
     if folds < 2:
         raise ValueError("each group needs at least 2 subjects for cross-validation")
-    scores = np.empty(len(labels))
-    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(features, labels):
-        fitted = classifier(model, seed).fit(features[train], labels[train])
-        scores[test] = fitted.decision_function(features[test])
+    scores = np.zeros(len(labels))
+    for repeat in range(repeats):
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=seed + repeat)
+        for train, test in splitter.split(features, labels):
+            fitted = classifier(model, seed).fit(features[train], labels[train])
+            scores[test] += fitted.decision_function(features[test]) / repeats
     return scores
 
 

@@ -1,75 +1,20 @@
 """Tissue classification of a T1-weighted image and label fusion with a propagated atlas.
 
-The atlas brings region labels to the subject through an affine registration; an affine transform only
-rescales the template's regions, so regional volumes are measured from the subject's own tissue
-classification inside each propagated region (grey matter for the hippocampus, CSF for the ventricles).
+The atlas brings region labels and tissue priors to the subject through the inverse of its registration
+to the template. Regional volumes are measured from the subject's own partial-volume tissue fractions
+inside each propagated region (grey matter for the hippocampus, CSF for the ventricles), so atrophy shows
+even where the registration does not follow it.
 """
 from __future__ import annotations
-
-import math
 
 import torch
 
 CLASSES = ("csf", "gm", "wm")  # in order of increasing T1-weighted intensity
 
 
-def gaussian_mixture(
-    intensities: torch.Tensor, n_classes: int = 3, *, n_iter: int = 100, tol: float = 1e-7
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Fit a 1-D Gaussian mixture by expectation-maximisation.
-
-    intensities: (N,) samples. Initialised at the class quantiles, so components come out sorted by mean.
-    Returns (weights (K,), means (K,), variances (K,)) on the device and dtype of `intensities`.
-    """
-    x = intensities.flatten()
-    quantiles = torch.linspace(0.5 / n_classes, 1 - 0.5 / n_classes, n_classes, dtype=x.dtype, device=x.device)
-    means = torch.quantile(x[:: max(1, x.numel() // 100_000)], quantiles)
-    variances = torch.full_like(means, x.var().item() / n_classes**2)
-    weights = torch.full_like(means, 1.0 / n_classes)
-    previous = -math.inf
-    for _ in range(n_iter):
-        log_resp = _log_joint(x, weights, means, variances)
-        log_norm = torch.logsumexp(log_resp, dim=1, keepdim=True)
-        resp = torch.exp(log_resp - log_norm)
-        counts = resp.sum(0) + 1e-12
-        weights = counts / x.numel()
-        means = (resp * x[:, None]).sum(0) / counts
-        variances = (resp * (x[:, None] - means) ** 2).sum(0) / counts + 1e-6 * x.var()
-        log_likelihood = log_norm.mean().item()
-        if abs(log_likelihood - previous) < tol * abs(log_likelihood):
-            break
-        previous = log_likelihood
-    order = torch.argsort(means)
-    return weights[order], means[order], variances[order]
-
-
-def _log_joint(x, weights, means, variances):
-    return (
-        torch.log(weights)
-        - 0.5 * torch.log(2 * math.pi * variances)
-        - 0.5 * (x[:, None] - means) ** 2 / variances
-    )
-
-
-def tissue_posteriors(t1w: torch.Tensor, brain_mask: torch.Tensor, *, n_iter: int = 100) -> torch.Tensor:
-    """Posterior probabilities of CSF, GM and WM per voxel of a T1-weighted image.
-
-    t1w: (X, Y, Z) image; brain_mask: (X, Y, Z) bool. Returns (3, X, Y, Z) in the order of `CLASSES`,
-    zero outside the mask, summing to 1 inside it.
-    """
-    mask = brain_mask.bool()
-    values = t1w[mask]
-    scale = values.abs().max().clamp_min(torch.finfo(values.dtype).tiny)
-    weights, means, variances = gaussian_mixture(values / scale, len(CLASSES), n_iter=n_iter)
-    log_joint = _log_joint(values / scale, weights, means, variances)
-    posterior = torch.softmax(log_joint, dim=1)
-    out = torch.zeros((len(CLASSES),) + tuple(t1w.shape), dtype=t1w.dtype, device=t1w.device)
-    out[:, mask] = posterior.T
-    return out
-
-
 def hard_labels(posteriors: torch.Tensor, brain_mask: torch.Tensor) -> torch.Tensor:
-    """Most probable class per voxel: 0 outside the mask, 1 + index into `CLASSES` inside."""
+    """Dominant class per voxel of (3, X, Y, Z) fractions or posteriors: 0 outside the mask, 1 + index into
+    `CLASSES` inside."""
     labels = posteriors.argmax(0) + 1
     return torch.where(brain_mask.bool(), labels, torch.zeros_like(labels)).to(torch.uint8)
 
@@ -95,3 +40,48 @@ def grow_labels(
             growable = grown & torch.isin(out, open_labels)
             out = torch.where(growable, torch.as_tensor(label, dtype=out.dtype, device=out.device), out)
     return out
+
+
+def class_means(t1w: torch.Tensor, prior: torch.Tensor, mask: torch.Tensor, *, erosion_vox: int = 1) -> torch.Tensor:
+    """Pure-tissue intensities of CSF, GM and WM, estimated from a prior label map.
+
+    t1w: (X, Y, Z); prior: (X, Y, Z) labels 1, 2, 3 = CSF, GM, WM (e.g. template tissue labels propagated to
+    the subject); mask: brain mask. The mean of each class is the median intensity of its prior voxels that
+    stay inside the class after `erosion_vox` 6-neighbour erosions (away from partial-volume edges), so a
+    prior that is off by a voxel or two at the edges does not bias it. Returns (3,) in `CLASSES` order.
+    """
+    cross = torch.zeros(1, 1, 3, 3, 3, dtype=torch.float32, device=t1w.device)
+    cross[0, 0, 1, 1, :] = cross[0, 0, 1, :, 1] = cross[0, 0, :, 1, 1] = 1.0
+    means = []
+    for label in range(1, len(CLASSES) + 1):
+        core = ((prior == label) & mask.bool()).to(torch.float32)
+        for _ in range(erosion_vox):
+            eroded = torch.nn.functional.conv3d(core[None, None], cross, padding=1)[0, 0] >= 7
+            core = eroded.to(torch.float32) if eroded.any() else core
+        values = t1w[core.bool()]
+        if values.numel() == 0:
+            raise ValueError(f"no {CLASSES[label - 1]} voxels in the prior label map inside the brain mask")
+        means.append(values.median())
+    return torch.stack(means)
+
+
+def partial_volume_fractions(t1w: torch.Tensor, mask: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+    """CSF, GM and WM fractions per voxel by two-compartment linear unmixing of intensities.
+
+    A voxel darker than the GM mean is a CSF/GM mixture, a brighter one a GM/WM mixture; its fractions
+    are the convex weights that reproduce its intensity from the class `means` (3,), clipped to [0, 1]
+    (the partial-volume model of e.g. Shattuck et al. 2001; it assumes means[0] < means[1] < means[2], the
+    T1-weighted order). Returns (3, X, Y, Z) in `CLASSES` order, zero outside `mask`, summing to 1 inside.
+    """
+    csf, gm, wm = means
+    if not csf < gm < wm:
+        raise ValueError(f"tissue means must increase CSF < GM < WM for a T1-weighted image, got {means.tolist()}")
+    low = ((t1w - csf) / (gm - csf)).clamp(0, 1)  # GM share of a CSF/GM voxel
+    high = ((t1w - gm) / (wm - gm)).clamp(0, 1)  # WM share of a GM/WM voxel
+    dark = t1w <= gm
+    fractions = torch.stack([
+        torch.where(dark, 1 - low, torch.zeros_like(t1w)),
+        torch.where(dark, low, 1 - high),
+        torch.where(dark, torch.zeros_like(t1w), high),
+    ])
+    return fractions * mask.bool()

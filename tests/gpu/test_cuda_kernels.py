@@ -60,10 +60,12 @@ def test_affine_registration_agrees():
     assert registration.corner_error_mm(gpu, cpu, fixed.shape, affine) < 0.2
 
 
-def test_tissue_posteriors_agree():
+def test_partial_volume_fractions_agree():
     rng = np.random.default_rng(0)
-    image = torch.tensor(np.choose(rng.integers(0, 3, (30, 30, 30)), [0.2, 0.5, 0.8]) + rng.normal(0, 0.03, (30, 30, 30)))
+    image = torch.tensor(rng.uniform(0.0, 0.2, (30, 30, 30)))
+    prior = torch.tensor(np.digitize(image.numpy(), [0.05, 0.11]) + 1, dtype=torch.uint8)
     mask = torch.ones(image.shape, dtype=torch.bool)
-    cpu = segmentation.tissue_posteriors(image, mask)
-    gpu = segmentation.tissue_posteriors(image.cuda(), mask.cuda())
-    torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-6, atol=1e-6)
+    cpu = segmentation.partial_volume_fractions(image, mask, segmentation.class_means(image, prior, mask))
+    means = segmentation.class_means(image.cuda(), prior.cuda(), mask.cuda())
+    gpu = segmentation.partial_volume_fractions(image.cuda(), mask.cuda(), means)
+    torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-12, atol=1e-12)

@@ -97,7 +97,7 @@ def make_case() -> dict:
     subject, s_lab = phantom((x0 + u).reshape(*S_SHAPE, 3))
     rng = np.random.default_rng(3)
     subject = subject + rng.normal(0, 0.01, subject.shape).astype(np.float32)
-    return dict(template=template, t_lab=t_lab, subject=subject, s_lab=s_lab, T=T, v_true=v_true)
+    return {"template": template, "t_lab": t_lab, "subject": subject, "s_lab": s_lab, "T": T, "v_true": v_true}
 
 
 @pytest.fixture(scope="module")

@@ -59,3 +59,10 @@ def test_too_few_subjects_per_group_is_an_error():
     labels[0] = 1
     with pytest.raises(ValueError, match="at least 2 subjects"):
         models.cross_validated_scores(features, labels, "linear_svm", folds=5, seed=0)
+
+
+def test_repeated_cv_averages_out_of_fold_scores():
+    features, labels = make_data()
+    single = [models.cross_validated_scores(features, labels, "linear_svm", folds=5, seed=s) for s in (7, 8, 9)]
+    repeated = models.cross_validated_scores(features, labels, "linear_svm", folds=5, seed=7, repeats=3)
+    np.testing.assert_allclose(repeated, np.mean(single, axis=0), rtol=1e-12)

@@ -3,12 +3,16 @@ does not. Run at a reduced resolution (4 mm anatomy, 8 mm PET) to keep CI time r
 seed and every effect size are the default study's."""
 import pandas as pd
 import pytest
-
 from conftest import snakemake
 
 pytestmark = pytest.mark.slow
 
-REDUCED = {"anatomy": {"voxel_mm": 4.0}, "acquisition": {"pet": {"voxel_mm": 8.0}}}
+REDUCED = {
+    "anatomy": {"voxel_mm": 4.0},
+    "acquisition": {"pet": {"voxel_mm": 8.0}},
+    # the pyramid levels are factors of the voxel size: at 4 mm stop at 8 and 4 mm as the default does at 2 mm
+    "registration": {"t1_to_template": {"nonlinear": {"levels": [2, 1], "iterations": [40, 30]}}},
+}
 NULL_EFFECTS = {"anatomy": {"effects": {"hippocampal_atrophy": [0.0, 0.0], "ventricle_enlargement": 0.0,
                                         "fdg_hypometabolism": 0.0, "cognitive_score_drop": 0.0}}}
 

@@ -1,4 +1,4 @@
-# Registration: T1 to the template (affine, NCC) and PET to T1 (rigid, mutual information).
+# Registration: T1 to the template (affine, then a diffeomorphic velocity field; NCC) and PET to T1 (rigid, mutual information).
 
 
 rule register_t1:
@@ -7,6 +7,7 @@ rule register_t1:
         template=rules.build_template.output.t1w,
     output:
         xfm=sub("anat", "from-T1w_to-template_mode-image_xfm.txt"),
+        velocity=sub("anat", "from-T1w_to-template_desc-velocity_xfm.nii.gz"),
         warped=sub("anat", "space-template_desc-warped_T1w.nii.gz"),
     params:
         registration=config["registration"]["t1_to_template"],

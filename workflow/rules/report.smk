@@ -15,6 +15,7 @@ rule assess_quality:
         truth_motion=rules.simulate_anatomy.output.motion,
         template_regions=rules.build_template.output.regions,
         t1_xfm=rules.register_t1.output.xfm,
+        t1_velocity=rules.register_t1.output.velocity,
         pet_xfm=rules.register_pet.output.xfm,
         gm=rules.segment_t1.output.gm,
         csf=rules.segment_t1.output.csf,

@@ -1,13 +1,15 @@
 # Segmentation: the subject's own tissue classes fused with atlas regions propagated through the inverse
-# of the T1-to-template transform.
+# of the T1-to-template transform (affine and velocity field).
 
 
 rule segment_t1:
     input:
         t1w=rules.reconstruct_mri.output.t1w,
         xfm=rules.register_t1.output.xfm,
+        velocity=rules.register_t1.output.velocity,
         regions=rules.build_template.output.regions,
         brain=rules.build_template.output.brain,
+        tissue_prior=rules.build_template.output.tissue,
     output:
         csf=sub("anat", "label-CSF_probseg.nii.gz"),
         gm=sub("anat", "label-GM_probseg.nii.gz"),
