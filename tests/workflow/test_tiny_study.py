@@ -28,7 +28,8 @@ def test_participants_and_features(tiny_study):
     assert list(features.participant_id) == list(participants.participant_id)
     assert features.filter(like="hippocampus").filter(like="_ml").min().min() > 1.0  # mL, both sides
     assert features.icv_ml.between(900, 2200).all()
-    assert features.filter(like="suvr_").between(0.5, 2.0).all().all()
+    suvr = features.filter(like="suvr_")
+    assert ((suvr > 0.5) & (suvr < 2.0)).all().all()
 
 
 def test_metrics_table(tiny_study):
