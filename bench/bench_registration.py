@@ -55,7 +55,8 @@ def _random_affine(rng) -> np.ndarray:
     return T
 
 
-def _sitk_affine(fixed_img, moving_img):
+def sitk_affine(fixed_img, moving_img):
+    """The peer: SimpleITK affine, moments initialisation, correlation on 20 % random samples, 3 levels."""
     import SimpleITK as sitk
 
     init = sitk.CenteredTransformInitializer(fixed_img, moving_img, sitk.AffineTransform(3),
@@ -100,7 +101,7 @@ def rows(device: str) -> list[dict]:
 
     img_f, img_m = reg.to_sitk_image(fixed, A_f), reg.to_sitk_image(moving, A_m)
     t0 = time.perf_counter()
-    T_sitk = reg.from_sitk_transform(_sitk_affine(img_f, img_m))
+    T_sitk = reg.from_sitk_transform(sitk_affine(img_f, img_m))
     peer_s = time.perf_counter() - t0
     return [{
         "name": "affine registration 120x120x96 @2mm (NCC, 3 levels)",

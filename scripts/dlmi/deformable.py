@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dlmi.registration import _as_matrix, _ncc_loss, _normalizer, _pyramid_level, voxel_size
+from dlmi.registration import _as_matrix, _gaussian_smooth, _ncc_loss, _normalizer, _pyramid_level, voxel_size
 
 __all__ = [
     "displacement",
@@ -95,24 +95,8 @@ def _exp_field(v: torch.Tensor, affine, steps: int) -> torch.Tensor:
 
 
 def _smooth_field(v: torch.Tensor, sigma_vox) -> torch.Tensor:
-    """Separable Gaussian smoothing of every channel of v (C, X, Y, Z); sigma per axis in voxels; edges
-    replicated."""
-    x = v[None]
-    C = v.shape[0]
-    for axis, s in enumerate(sigma_vox):
-        if s <= 0.05:
-            continue
-        r = max(1, math.ceil(3.0 * s))
-        t = torch.arange(-r, r + 1, device=v.device, dtype=v.dtype)
-        k = torch.exp(-0.5 * (t / s) ** 2)
-        k = k / k.sum()
-        shape = [1, 1, 1, 1, 1]
-        shape[2 + axis] = 2 * r + 1
-        pad = [0, 0, 0, 0, 0, 0]
-        pad[2 * (2 - axis)] = pad[2 * (2 - axis) + 1] = r
-        weight = k.reshape(shape).expand(C, *shape[1:])
-        x = F.conv3d(F.pad(x, pad, mode="replicate"), weight, groups=C)
-    return x[0]
+    """Gaussian smoothing of every channel of v (C, X, Y, Z); sigma per axis in voxels; edges replicated."""
+    return torch.stack([_gaussian_smooth(channel, sigma_vox) for channel in v])
 
 
 def _resample_field(field: torch.Tensor, src_affine, dst_shape, dst_affine) -> torch.Tensor:

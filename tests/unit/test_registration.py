@@ -6,12 +6,18 @@ exact: moving(y) = phantom(T^-1(y)), i.e. moving(T(x)) = fixed(x).
 """
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
 from dlmi import registration as reg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from bench_registration import sitk_affine  # the same SimpleITK set-up as the benchmark
 
 # (centre mm, semi-axes mm, T1-like intensity, PET-like intensity); later regions paint over earlier ones
 REGIONS = [
@@ -247,30 +253,12 @@ def test_simpleitk_affine_registration_on_same_data(affine_case):
     sitk = pytest.importorskip("SimpleITK")
     fixed, moving, A_f, A_m, T = affine_case
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(2)
-    T_sitk = reg.from_sitk_transform(sitk_affine(sitk, reg.to_sitk_image(fixed, A_f), reg.to_sitk_image(moving, A_m)))
+    T_sitk = reg.from_sitk_transform(sitk_affine(reg.to_sitk_image(fixed, A_f), reg.to_sitk_image(moving, A_m)))
     err_sitk = reg.corner_error_mm(T_sitk, T, fixed.shape, A_f)
     err_ours = reg.corner_error_mm(reg.affine_register(fixed, moving, A_f, A_m), T, fixed.shape, A_f)
     assert err_sitk < 1.0
     assert err_ours < 1.0
     assert err_ours <= err_sitk + 0.5
-
-
-def sitk_affine(sitk, fixed_img, moving_img):
-    """A standard SimpleITK affine registration: moments initialisation, correlation on 20 % random samples, 3 levels."""
-    init = sitk.CenteredTransformInitializer(fixed_img, moving_img, sitk.AffineTransform(3),
-                                             sitk.CenteredTransformInitializerFilter.MOMENTS)
-    r = sitk.ImageRegistrationMethod()
-    r.SetMetricAsCorrelation()
-    r.SetMetricSamplingStrategy(r.RANDOM)
-    r.SetMetricSamplingPercentage(0.2, 1)  # 20 % of the voxels, fixed seed (full sampling: 4x slower, no better)
-    r.SetInterpolator(sitk.sitkLinear)
-    r.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=1e-4, numberOfIterations=200,
-                                               gradientMagnitudeTolerance=1e-8)
-    r.SetOptimizerScalesFromPhysicalShift()
-    r.SetShrinkFactorsPerLevel([4, 2, 1])
-    r.SetSmoothingSigmasPerLevel([2, 1, 0])
-    r.SetInitialTransform(init, inPlace=False)
-    return r.Execute(fixed_img, moving_img)
 
 
 # ---------------------------------------------------------------------------------------------------------
