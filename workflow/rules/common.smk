@@ -1,7 +1,7 @@
 # Sample table, path helpers and input functions shared by every stage.
 
 import dlmi.config
-from dlmi.cohort import participants_table, subject_ids
+from dlmi.cohort import subject_ids
 
 config.update(
     dlmi.config.validate(config, dlmi.config.load_yaml(workflow.source_path("../schemas/config.schema.yaml")))
@@ -38,9 +38,9 @@ def template(suffix):
     return f"{OUT}/template/tpl-MNI152_{suffix}"
 
 
-def per_subject(path, subjects=None):
+def per_subject(path):
     """Expand a per-subject path over the subjects of the group stage."""
-    return expand(path, subject=GROUP_SUBJECTS if subjects is None else subjects)
+    return expand(path, subject=GROUP_SUBJECTS)
 
 
 def logfile(rule_name, subject=True):
