@@ -24,7 +24,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dlmi.registration import _as_matrix, _gaussian_smooth, _ncc_loss, _normalizer, _pyramid_level, voxel_size
+from dlmi.registration import (
+    _as_matrix,
+    _check_pyramid_args,
+    _gaussian_smooth,
+    _ncc_loss,
+    _normalizer,
+    _pyramid_level,
+    voxel_size,
+)
 
 __all__ = [
     "displacement",
@@ -155,13 +163,7 @@ def svf_register(fixed, moving, fixed_affine, moving_affine, affine=None, *, lev
     `steps` squarings during the optimisation. Points mapped outside the moving image take its background
     value (median of its boundary voxels). Deterministic on a given device.
     """
-    if len(levels) != len(iterations):
-        raise ValueError(f"levels {levels} and iterations {iterations} must have the same length")
-    if metric not in ("ncc", "lncc"):
-        raise ValueError(f"metric must be 'ncc' or 'lncc', not {metric!r}")
-    if device is None:
-        device = fixed.device if isinstance(fixed, torch.Tensor) else torch.device("cpu")
-    device = torch.device(device)
+    device = _check_pyramid_args(levels, iterations, metric, ("ncc", "lncc"), fixed, device)
     fixed_affine, moving_affine = _as_matrix(fixed_affine), _as_matrix(moving_affine)
     T = np.eye(4) if affine is None else _as_matrix(affine)
     fix = _tensor(fixed, device)

@@ -369,15 +369,20 @@ def _initial_transform(init, fixed, moving, fixed_affine, moving_affine) -> np.n
     return T
 
 
-def _register(model, fixed, moving, fixed_affine, moving_affine, *, metric, levels, iterations, init, device,
-              samples, bins):
+def _check_pyramid_args(levels, iterations, metric, metrics, fixed, device) -> torch.device:
+    """Validate the pyramid schedule and metric of a registration; return its device (default: fixed's)."""
     if len(levels) != len(iterations):
         raise ValueError(f"levels {levels} and iterations {iterations} must have the same length")
-    if metric not in ("ncc", "mi"):
-        raise ValueError(f"metric must be 'ncc' or 'mi', not {metric!r}")
+    if metric not in metrics:
+        raise ValueError(f"metric must be one of {metrics}, not {metric!r}")
     if device is None:
         device = fixed.device if isinstance(fixed, torch.Tensor) else torch.device("cpu")
-    device = torch.device(device)
+    return torch.device(device)
+
+
+def _register(model, fixed, moving, fixed_affine, moving_affine, *, metric, levels, iterations, init, device,
+              samples, bins):
+    device = _check_pyramid_args(levels, iterations, metric, ("ncc", "mi"), fixed, device)
     fixed_affine, moving_affine = _as_matrix(fixed_affine), _as_matrix(moving_affine)
     fix = _to_tensor(fixed, device)
     mov = _to_tensor(moving, device)
