@@ -35,8 +35,10 @@ report: install
 dry-run: install
 	$(SMK) --cores $(CORES) --dry-run --quiet rules
 
+# `make plan SUBJECTS=1000 PROFILE=config/profiles/slurm-gpu`: jobs per rule, CPU/GPU-hours, peak memory.
 plan: install
-	$(SMK) --cores $(CORES) --dry-run --summary
+	$(BIN)/python -m dlmi.planning --configfile $(CONFIG) --benchmarks benchmarks \
+		$(if $(SUBJECTS),--subjects $(SUBJECTS)) $(if $(PROFILE),--profile $(PROFILE))
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest tests

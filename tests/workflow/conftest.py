@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dlmi.planning import job_counts  # noqa: F401  (tests import it from here)
+
 REPO = Path(__file__).resolve().parents[2]
 SNAKEFILE = REPO / "workflow" / "Snakefile"
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
@@ -27,21 +29,6 @@ def snakemake(workdir: Path, *args: str, configs=(), timeout: int = 1800, check:
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
     return result
-
-
-def job_counts(output: str) -> dict[str, int]:
-    """Parse the 'Job stats' table that Snakemake prints at the start of a run or dry-run."""
-    counts, inside = {}, False
-    for line in output.splitlines():
-        parts = line.split()
-        if line.startswith("job") and "count" in line:
-            inside = True
-            continue
-        if inside and len(parts) == 2 and parts[1].isdigit():
-            if parts[0] == "total":
-                break
-            counts[parts[0]] = int(parts[1])
-    return counts
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,18 @@
 # Sample table, path helpers and input functions shared by every stage.
 
+import os
+import sys
+
+# This checkout's library, for the workflow and for its jobs: first on the path here, and on the jobs'
+# PYTHONPATH, so that it imports in any interpreter a job runs with (a per-rule conda env, a cluster
+# node), whether or not it is installed, and an installed copy elsewhere never shadows it.
+SCRIPTS = os.path.normpath(os.path.join(workflow.basedir, "../scripts"))
+sys.path.insert(0, SCRIPTS)
+if SCRIPTS not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SCRIPTS, os.environ.get("PYTHONPATH")]))
+
 import dlmi.config
+import dlmi.sources
 from dlmi.cohort import subject_ids
 
 config.update(
@@ -17,6 +29,12 @@ SUBJECT_DRAWS = {k: config["cohort"][k] for k in ("seed", "ad_fraction", "age_ra
 
 wildcard_constraints:
     subject=r"[0-9]{3,4}",
+
+
+def library(script):
+    """The `library` parameter of a rule: a content hash of each dlmi module its script imports, read
+    from the imports themselves, so that editing a module reruns exactly the rules that run it."""
+    return dlmi.sources.library_version(os.path.join(SCRIPTS, f"{script}.py"))
 
 
 def sub(datatype, suffix):

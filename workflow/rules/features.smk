@@ -11,6 +11,8 @@ rule extract_features:
         pet_in_t1=rules.register_pet.output.pet_in_t1,
     output:
         tsv=sub("", "features.tsv"),
+    params:
+        library=library("extract_features"),
     log:
         logfile("extract_features"),
     benchmark:
@@ -20,7 +22,7 @@ rule extract_features:
         mem_mb=2000,
         runtime=5,
     conda:
-        f"{ENVS}/ml.yaml"
+        f"{ENVS}/torch.yaml"
     script:
         "../../scripts/extract_features.py"
 
@@ -30,6 +32,8 @@ rule gather_features:
         tsv=per_subject(rules.extract_features.output.tsv),
     output:
         tsv=group("features.tsv"),
+    params:
+        library=library("gather_tables"),
     log:
         logfile("gather_features", subject=False),
     benchmark:

@@ -20,6 +20,7 @@ rule train_models:
             labels={"figure": "ROC curves"},
         ),
     params:
+        library=library("train_models"),
         model=config["model"],
         seed=config["cohort"]["seed"],
     log:

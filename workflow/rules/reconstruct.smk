@@ -6,6 +6,8 @@ rule reconstruct_mri:
         kspace=rules.simulate_mri.output.kspace,
     output:
         t1w=sub("anat", "desc-recon_T1w.nii.gz"),
+    params:
+        library=library("reconstruct_mri"),
     log:
         logfile("reconstruct_mri"),
     benchmark:
@@ -26,6 +28,7 @@ rule reconstruct_ct:
     output:
         ct=sub("ct", "desc-fbp_ct.nii.gz"),
     params:
+        library=library("reconstruct_ct"),
         ct=config["reconstruction"]["ct"],
     log:
         logfile("reconstruct_ct"),
@@ -48,6 +51,7 @@ rule reconstruct_pet:
     output:
         pet=sub("pet", "desc-osem_pet.nii.gz"),
     params:
+        library=library("reconstruct_pet"),
         pet=config["reconstruction"]["pet"],
     log:
         logfile("reconstruct_pet"),

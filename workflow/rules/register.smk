@@ -10,6 +10,7 @@ rule register_t1:
         velocity=sub("anat", "from-T1w_to-template_desc-velocity_xfm.nii.gz"),
         warped=sub("anat", "space-template_desc-warped_T1w.nii.gz"),
     params:
+        library=library("register_t1"),
         registration=config["registration"]["t1_to_template"],
     log:
         logfile("register_t1"),
@@ -33,6 +34,7 @@ rule register_pet:
         xfm=sub("pet", "from-pet_to-T1w_mode-image_xfm.txt"),
         pet_in_t1=sub("pet", "space-T1w_desc-osem_pet.nii.gz"),
     params:
+        library=library("register_pet"),
         registration=config["registration"]["pet_to_t1"],
     log:
         logfile("register_pet"),

@@ -25,6 +25,8 @@ rule assess_quality:
         recon=sub("qc", "recon.tsv"),
         registration=sub("qc", "registration.tsv"),
         segmentation=sub("qc", "segmentation.tsv"),
+    params:
+        library=library("assess_quality"),
     log:
         logfile("assess_quality"),
     benchmark:
@@ -48,6 +50,8 @@ rule gather_quality:
         recon=report(group("recon_quality.tsv"), caption="../report/quality.rst", category="Quality"),
         registration=report(group("registration_quality.tsv"), caption="../report/quality.rst", category="Quality"),
         segmentation=report(group("segmentation_quality.tsv"), caption="../report/quality.rst", category="Quality"),
+    params:
+        library=library("gather_tables"),
     log:
         logfile("gather_quality", subject=False),
     benchmark:
@@ -73,6 +77,8 @@ rule qc_figure:
         ),
     wildcard_constraints:
         stage="|".join(QC_STAGES),
+    params:
+        library=library("qc_figure"),
     log:
         logfile("qc_figure/{stage}", subject=False),
     benchmark:

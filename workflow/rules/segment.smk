@@ -16,6 +16,8 @@ rule segment_t1:
         wm=sub("anat", "label-WM_probseg.nii.gz"),
         tissue=sub("anat", "seg-tissue_dseg.nii.gz"),
         regions=sub("anat", "seg-regions_dseg.nii.gz"),
+    params:
+        library=library("segment_t1"),
     log:
         logfile("segment_t1"),
     benchmark:

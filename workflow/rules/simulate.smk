@@ -9,6 +9,7 @@ rule build_template:
         regions=template("seg-regions_dseg.nii.gz"),
         brain=template("desc-brain_mask.nii.gz"),
     params:
+        library=library("build_template"),
         voxel_mm=config["anatomy"]["voxel_mm"],
         mri=config["acquisition"]["mri"],
     log:
@@ -29,6 +30,7 @@ rule make_participants:
         tsv=study("participants.tsv"),
         sidecar=study("participants.json"),
     params:
+        library=library("make_participants"),
         cohort=config["cohort"],
         effects=config["anatomy"]["effects"],
         subjects=SUBJECTS,
@@ -62,6 +64,7 @@ rule simulate_anatomy:
         motion=sub("pet", "from-T1w_to-pet_desc-truth_xfm.json"),
         sidecar=sub("anat", "desc-truth_anatomy.json"),
     params:
+        library=library("simulate_anatomy"),
         cohort=SUBJECT_DRAWS,
         effects=config["anatomy"]["effects"],
         pet=config["acquisition"]["pet"],
@@ -89,6 +92,7 @@ rule simulate_mri:
         kspace=sub("anat", "kspace.npz"),
         truth=sub("anat", "desc-truth_T1w.nii.gz"),
     params:
+        library=library("simulate_mri"),
         seed=config["cohort"]["seed"],
         mri=config["acquisition"]["mri"],
     log:
@@ -111,6 +115,7 @@ rule simulate_ct:
     output:
         sinogram=sub("ct", "sinogram.npz"),
     params:
+        library=library("simulate_ct"),
         seed=config["cohort"]["seed"],
         ct=config["acquisition"]["ct"],
     log:
@@ -135,6 +140,7 @@ rule simulate_pet:
         sinogram=sub("pet", "sinogram.npz"),
         truth=sub("pet", "res-pet_desc-truth_pet.nii.gz"),
     params:
+        library=library("simulate_pet"),
         seed=config["cohort"]["seed"],
         pet=config["acquisition"]["pet"],
     log:
