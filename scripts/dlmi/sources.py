@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import os
 import sys
 from functools import cache
 from pathlib import Path
@@ -92,3 +93,10 @@ def third_party_imports(script: str | Path) -> set[str]:
     files = [Path(script)] + [module_path(name) for name in library_modules(script)]
     tops = {name.split(".")[0] for f in files for name in imported_modules(f, PACKAGE)}
     return {t for t in tops if t != PACKAGE and t not in sys.stdlib_module_names}
+
+
+def export_to_jobs(folder: str) -> None:
+    """Put `folder` first on the PYTHONPATH that jobs started from this process inherit (once)."""
+    current = os.environ.get("PYTHONPATH", "")
+    if folder not in current.split(os.pathsep):
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [folder, current]))

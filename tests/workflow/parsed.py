@@ -6,14 +6,14 @@ import sys
 from conftest import SNAKEFILE
 
 _CODE = """
-import json, os
+import json, os, pathlib
 from snakemake.api import SnakemakeApi
 from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
 with SnakemakeApi(OutputSettings()) as api:
     wf = api.workflow(resource_settings=ResourceSettings(), config_settings=ConfigSettings(),
-                      snakefile=Path({snakefile!r}), workdir=Path.cwd())._workflow
-    rules = {{r.name: {{"script": r.script and str((Path(r.basedir) / r.script).resolve()),
-                        "conda": r.conda_env and str((Path(r.basedir) / r.conda_env).resolve()),
+                      snakefile=pathlib.Path({snakefile!r}), workdir=pathlib.Path.cwd())._workflow
+    rules = {{r.name: {{"script": r.script and str((pathlib.Path(r.basedir) / r.script).resolve()),
+                        "conda": r.conda_env and str((pathlib.Path(r.basedir) / r.conda_env).resolve()),
                         "library": r.params.get("library")}} for r in wf.rules}}
     print("PARSED=" + json.dumps({{"rules": rules, "pythonpath": os.environ.get("PYTHONPATH")}}))
 """

@@ -8,12 +8,12 @@ import sys
 # node), whether or not it is installed, and an installed copy elsewhere never shadows it.
 SCRIPTS = os.path.normpath(os.path.join(workflow.basedir, "../scripts"))
 sys.path.insert(0, SCRIPTS)
-if SCRIPTS not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SCRIPTS, os.environ.get("PYTHONPATH")]))
 
 import dlmi.config
 import dlmi.sources
 from dlmi.cohort import subject_ids
+
+dlmi.sources.export_to_jobs(SCRIPTS)
 
 config.update(
     dlmi.config.validate(config, dlmi.config.load_yaml(workflow.source_path("../schemas/config.schema.yaml")))

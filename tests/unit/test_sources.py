@@ -1,0 +1,49 @@
+"""dlmi.sources: the import closure of a rule script, on hand-made scripts with a known answer."""
+import hashlib
+import os
+
+from dlmi import sources
+
+
+def test_imports_of_every_form_are_found(tmp_path):
+    script = tmp_path / "rule.py"
+    script.write_text(
+        "import numpy as np\n"
+        "from dlmi import io, runlog\n"
+        "from dlmi.ct import fbp\n"
+        "def lazy():\n"
+        "    import SimpleITK\n"
+        "    from dlmi.qc import nrmse\n"
+    )
+    assert sources.imported_modules(script) == {
+        "numpy", "dlmi", "dlmi.io", "dlmi.runlog", "dlmi.ct", "dlmi.ct.fbp", "SimpleITK", "dlmi.qc", "dlmi.qc.nrmse"}
+
+
+def test_relative_imports_resolve_against_the_package(tmp_path):
+    module = tmp_path / "mod.py"
+    module.write_text("from .ct import fbp\nfrom . import io\n")
+    assert sources.imported_modules(module, "dlmi") == {"dlmi.ct", "dlmi.ct.fbp", "dlmi", "dlmi.io"}
+
+
+def test_closure_follows_imports_between_library_modules(tmp_path):
+    script = tmp_path / "rule.py"
+    script.write_text("from dlmi import pet\n")  # dlmi.pet imports dlmi.ct
+    closure = sources.library_modules(script)
+    assert closure == ("dlmi", "dlmi.ct", "dlmi.pet")
+    assert "torch" in sources.third_party_imports(script) and "math" not in sources.third_party_imports(script)
+    line = sources.library_version(script)
+    digest = hashlib.sha256(sources.module_path("dlmi.ct").read_bytes()).hexdigest()[:12]
+    assert f"dlmi.ct@{digest}" in line.split()
+
+
+def test_a_script_without_dlmi_imports_has_an_empty_closure(tmp_path):
+    script = tmp_path / "rule.py"
+    script.write_text("import numpy\n")
+    assert sources.library_modules(script) == () and sources.library_version(script) == ""
+
+
+def test_export_to_jobs_puts_the_folder_first_once(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    sources.export_to_jobs("/repo/scripts")
+    sources.export_to_jobs("/repo/scripts")
+    assert os.environ["PYTHONPATH"] == os.pathsep.join(["/repo/scripts", "/elsewhere"])
