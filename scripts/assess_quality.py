@@ -15,8 +15,9 @@ REGISTRATION_LABELS = ("hippocampus_L", "hippocampus_R", "ventricle_L", "ventric
 def recon_rows(inp):
     rows = []
     for modality, truth_key, key in (("mri", "truth_t1w", "t1w"), ("ct", "truth_ct", "ct"), ("pet", "truth_pet", "pet")):
-        truth, _ = io.load_nifti(inp[truth_key])
-        estimate, _ = io.load_nifti(inp[key])
+        truth, truth_affine = io.load_nifti(inp[truth_key])
+        estimate, affine = io.load_nifti(inp[key])
+        io.check_same_grid(inp[key], estimate.shape, affine, inp[truth_key], truth.shape, truth_affine, what="image")
         head = truth > (truth.min() + 0.05 * (truth.max() - truth.min()))  # the head, not the air around it
         rows.append({"modality": modality, "nrmse": qc.nrmse(estimate, truth, head), "psnr_db": qc.psnr(estimate, truth, head)})
     return rows
@@ -48,10 +49,12 @@ def registration_rows(inp):
 
 def segmentation_rows(inp):
     truth_tissue, affine = io.load_nifti(inp["truth_tissue"], dtype=np.uint8)
-    truth_regions = io.load_nifti(inp["truth_regions"], dtype=np.uint8)[0]
-    tissue = io.load_nifti(inp["tissue"], dtype=np.uint8)[0]
-    regions = io.load_nifti(inp["regions"], dtype=np.uint8)[0]
-    posteriors = {"gm": io.load_nifti(inp["gm"])[0], "csf": io.load_nifti(inp["csf"])[0]}
+    maps = {}
+    for key in ("truth_regions", "tissue", "regions", "gm", "csf"):
+        maps[key], map_affine = io.load_nifti(inp[key], dtype=np.float32 if key in ("gm", "csf") else np.uint8)
+        io.check_same_grid(inp[key], maps[key].shape, map_affine, inp["truth_tissue"], truth_tissue.shape, affine)
+    truth_regions, tissue, regions = maps["truth_regions"], maps["tissue"], maps["regions"]
+    posteriors = {"gm": maps["gm"], "csf": maps["csf"]}
     voxel_ml = abs(np.linalg.det(affine[:3, :3])) / 1000.0
     rows = []
     for k, name in enumerate(CLASSES, start=1):  # tissue classes: label k in both maps
@@ -81,4 +84,5 @@ def main(inp, out, subject, log=None):
 
 if __name__ == "__main__":
     sm = snakemake  # noqa: F821
-    main(dict(sm.input.items()), dict(sm.output.items()), sm.wildcards.subject, sm.log[0])
+    with runlog.stop_on_input_error():
+        main(dict(sm.input.items()), dict(sm.output.items()), sm.wildcards.subject, sm.log[0])

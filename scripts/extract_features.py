@@ -9,11 +9,18 @@ from dlmi.segmentation import CLASSES
 
 def main(csf, gm, wm, regions, pet_in_t1, tsv, subject, log=None):
     logger = runlog.start(log, "extract_features")
-    posteriors = {}
+    posteriors, grids = {}, {}
     for name, path in zip(CLASSES, (csf, gm, wm)):
-        posteriors[name], affine = io.load_nifti(path)
-    labels = io.load_nifti(regions)[0].astype(np.int32)
-    pet = io.load_nifti(pet_in_t1)[0]
+        posteriors[name], grids[name] = io.load_nifti(path)
+    affine = grids[CLASSES[0]]
+    reference = (csf, posteriors[CLASSES[0]].shape, affine)  # every map must lie on the T1w grid
+    for name, path in zip(CLASSES[1:], (gm, wm)):
+        io.check_same_grid(path, posteriors[name].shape, grids[name], *reference, what="tissue map")
+    labels, labels_affine = io.load_nifti(regions, dtype=np.int32)
+    io.check_same_grid(regions, labels.shape, labels_affine, *reference)
+    io.check_nonempty(regions, labels, what="label map")
+    pet, pet_affine = io.load_nifti(pet_in_t1)
+    io.check_same_grid(pet_in_t1, pet.shape, pet_affine, *reference, what="PET image")
     voxel_ml = abs(np.linalg.det(affine[:3, :3])) / 1000.0
     row = {"participant_id": f"sub-{subject}", **features.regional_volumes(posteriors, labels, REGIONS, voxel_ml)}
     row["icv_ml"] = features.intracranial_volume(np.stack(list(posteriors.values())), voxel_ml)
@@ -27,4 +34,5 @@ def main(csf, gm, wm, regions, pet_in_t1, tsv, subject, log=None):
 if __name__ == "__main__":
     sm = snakemake  # noqa: F821
     i = sm.input
-    main(i.csf, i.gm, i.wm, i.regions, i.pet_in_t1, sm.output.tsv, sm.wildcards.subject, sm.log[0])
+    with runlog.stop_on_input_error():
+        main(i.csf, i.gm, i.wm, i.regions, i.pet_in_t1, sm.output.tsv, sm.wildcards.subject, sm.log[0])

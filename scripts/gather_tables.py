@@ -17,4 +17,5 @@ def main(inputs: dict, outputs: dict, log=None):
 
 if __name__ == "__main__":
     sm = snakemake  # noqa: F821
-    main({k: list(v) for k, v in sm.input.items()}, dict(sm.output.items()), sm.log[0])
+    with runlog.stop_on_input_error():
+        main({k: list(v) for k, v in sm.input.items()}, dict(sm.output.items()), sm.log[0])

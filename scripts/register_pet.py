@@ -18,5 +18,6 @@ def main(pet_path, t1w_path, xfm_path, pet_in_t1_path, params, device="auto", th
 
 if __name__ == "__main__":
     sm = snakemake  # noqa: F821
-    main(sm.input.pet, sm.input.t1w, sm.output.xfm, sm.output.pet_in_t1, sm.params.registration,
-         sm.config["device"], sm.threads, sm.log[0])
+    with runlog.stop_on_input_error():
+        main(sm.input.pet, sm.input.t1w, sm.output.xfm, sm.output.pet_in_t1, sm.params.registration,
+             sm.config["device"], sm.threads, sm.log[0])

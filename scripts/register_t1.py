@@ -25,5 +25,6 @@ def main(t1w_path, template_path, xfm_path, velocity_path, warped_path, params, 
 
 if __name__ == "__main__":
     sm = snakemake  # noqa: F821
-    main(sm.input.t1w, sm.input.template, sm.output.xfm, sm.output.velocity, sm.output.warped, sm.params.registration,
-         sm.config["device"], sm.threads, sm.log[0])
+    with runlog.stop_on_input_error():
+        main(sm.input.t1w, sm.input.template, sm.output.xfm, sm.output.velocity, sm.output.warped, sm.params.registration,
+             sm.config["device"], sm.threads, sm.log[0])

@@ -18,9 +18,13 @@ def main(inp, out, device="auto", threads=1, log=None):
     t1w, affine = io.load_nifti(inp["t1w"])
     transform = registration.read_transform(inp["xfm"])  # template -> subject points (affine part)
     velocity = deformable.load_velocity(inp["velocity"])[0]
-    regions, tpl_affine = io.load_nifti(inp["regions"], dtype=np.uint8)
-    brain = io.load_nifti(inp["brain"])[0]
-    prior = io.load_nifti(inp["tissue_prior"], dtype=np.uint8)[0]
+    brain, tpl_affine = io.load_nifti(inp["brain"])
+    io.check_nonempty(inp["brain"], brain)
+    template = (inp["brain"], brain.shape, tpl_affine)  # the template's labels lie on its mask's grid
+    regions, regions_affine = io.load_nifti(inp["regions"], dtype=np.uint8)
+    io.check_same_grid(inp["regions"], regions.shape, regions_affine, *template)
+    prior, prior_affine = io.load_nifti(inp["tissue_prior"], dtype=np.uint8)
+    io.check_same_grid(inp["tissue_prior"], prior.shape, prior_affine, *template)
     regions = deformable.propagate_to_moving(regions, tpl_affine, t1w.shape, affine, transform, velocity, order=0)
     prior = deformable.propagate_to_moving(prior, tpl_affine, t1w.shape, affine, transform, velocity, order=0)
     radius = max(1, round(VENTRICLE_SEARCH_MM / abs(affine[0, 0])))
@@ -28,6 +32,9 @@ def main(inp, out, device="auto", threads=1, log=None):
     regions = segmentation.grow_labels(torch.from_numpy(regions), ventricles, radius,
                                        into=(REGIONS["none"], REGIONS["deep_gm"])).numpy()
     mask = deformable.propagate_to_moving(brain, tpl_affine, t1w.shape, affine, transform, velocity, order=1) > 0.5
+    if not mask.any():
+        raise io.InputError(f"{inp['xfm']}: the template brain mask maps to no voxel of {inp['t1w']} "
+                            "(empty mask after propagation)")
     image, mask_t = torch.from_numpy(t1w).to(dev), torch.from_numpy(mask).to(dev)
     means = segmentation.class_means(image, torch.from_numpy(prior).to(dev), mask_t)
     posteriors = segmentation.partial_volume_fractions(image, mask_t, means)
@@ -43,4 +50,5 @@ def main(inp, out, device="auto", threads=1, log=None):
 
 if __name__ == "__main__":
     sm = snakemake  # noqa: F821
-    main(dict(sm.input.items()), dict(sm.output.items()), sm.config["device"], sm.threads, sm.log[0])
+    with runlog.stop_on_input_error():
+        main(dict(sm.input.items()), dict(sm.output.items()), sm.config["device"], sm.threads, sm.log[0])

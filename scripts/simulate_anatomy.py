@@ -6,12 +6,17 @@ from dlmi import cohort, io, phantom, runlog, seeding
 
 def load_template(fractions_path, tissue_path, regions_path, brain_path, voxel_mm) -> phantom.Template:
     fractions, affine = io.load_nifti(fractions_path, ndim=4)
+    labels = {}
+    for name, path in (("tissue", tissue_path), ("regions", regions_path), ("brain", brain_path)):
+        labels[name], label_affine = io.load_nifti(path, dtype=np.uint8)
+        io.check_same_grid(path, labels[name].shape, label_affine, fractions_path, fractions.shape, affine)
+        io.check_nonempty(path, labels[name], what="mask" if name == "brain" else "label map")
     return phantom.Template(
         affine=affine,
         fractions=np.ascontiguousarray(np.moveaxis(fractions, -1, 0)),
-        tissue=io.load_nifti(tissue_path, dtype=np.uint8)[0],
-        regions=io.load_nifti(regions_path, dtype=np.uint8)[0],
-        brain_mask=io.load_nifti(brain_path, dtype=np.uint8)[0] > 0,
+        tissue=labels["tissue"],
+        regions=labels["regions"],
+        brain_mask=labels["brain"] > 0,
         voxel_mm=voxel_mm,
     )
 
@@ -45,5 +50,6 @@ def main(inp: dict, out: dict, subject: str, cohort_params: dict, effects: dict,
 
 if __name__ == "__main__":
     sm = snakemake  # noqa: F821
-    main(dict(sm.input.items()), dict(sm.output.items()), sm.wildcards.subject, sm.params.cohort,
-         sm.params.effects, sm.params.pet, sm.params.voxel_mm, sm.log[0])
+    with runlog.stop_on_input_error():
+        main(dict(sm.input.items()), dict(sm.output.items()), sm.wildcards.subject, sm.params.cohort,
+             sm.params.effects, sm.params.pet, sm.params.voxel_mm, sm.log[0])

@@ -26,5 +26,6 @@ def main(ct_path, sinogram_path, subject, seed, params, device="auto", threads=1
 
 if __name__ == "__main__":
     sm = snakemake  # noqa: F821
-    main(sm.input.ct, sm.output.sinogram, sm.wildcards.subject, sm.params.seed, sm.params.ct, sm.config["device"],
-         sm.threads, sm.log[0])
+    with runlog.stop_on_input_error():
+        main(sm.input.ct, sm.output.sinogram, sm.wildcards.subject, sm.params.seed, sm.params.ct, sm.config["device"],
+             sm.threads, sm.log[0])

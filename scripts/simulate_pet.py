@@ -33,5 +33,6 @@ def main(inp, out, subject, seed, params, device="auto", threads=1, log=None):
 
 if __name__ == "__main__":
     sm = snakemake  # noqa: F821
-    main(dict(sm.input.items()), dict(sm.output.items()), sm.wildcards.subject, sm.params.seed, sm.params.pet,
-         sm.config["device"], sm.threads, sm.log[0])
+    with runlog.stop_on_input_error():
+        main(dict(sm.input.items()), dict(sm.output.items()), sm.wildcards.subject, sm.params.seed, sm.params.pet,
+             sm.config["device"], sm.threads, sm.log[0])

@@ -183,3 +183,74 @@ def participants_table(study_seed: int | Cohort, subject_ids: list[str], cohort:
         study_seed, cohort = study_seed.seed, study_seed
     rows = [draw_participant(study_seed, sid, cohort) for sid in subject_ids]
     return pd.DataFrame(rows, columns=list(PARTICIPANT_COLUMNS))
+
+
+def read_participants(path, expected_ids, schema: dict):
+    """Read and check a BIDS participants.tsv; returns it as a pandas DataFrame (participant_id as str).
+
+    expected_ids: participant_ids ("sub-001", ...) the caller needs; the table may hold more.
+    schema: JSON schema of one row (workflow/schemas/participants.schema.yaml): its `required` columns must
+    be present and every row must validate.
+    Raises dlmi.io.InputError naming the file and the first problem: a missing column, an empty cell
+    ("" or "n/a"), a row that breaks the schema (e.g. an unknown group), a duplicate participant_id, or
+    expected participants that are absent. Lines are numbered as in the file (the header is line 1).
+    """
+    import jsonschema
+    import pandas as pd
+
+    from dlmi.io import InputError
+
+    try:
+        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except Exception as err:
+        raise InputError(f"{path}: not a readable tab-separated table ({type(err).__name__})") from err
+    missing = [c for c in schema.get("required", []) if c not in table.columns]
+    if missing:
+        raise InputError(f"{path}: missing column{'s' if len(missing) > 1 else ''} "
+                         + ", ".join(repr(c) for c in missing))
+    for column in table.columns:
+        empty = table.index[table[column].str.strip().isin(["", "n/a"])]
+        if len(empty):
+            raise InputError(f"{path}: line {empty[0] + 2}: empty value in column {column!r}")
+    validator = jsonschema.Draft7Validator(schema)
+    for k, row in enumerate(table.to_dict("records")):
+        row = {column: _cell(value) if column != "participant_id" else value for column, value in row.items()}
+        error = next(iter(sorted(validator.iter_errors(row), key=lambda e: list(e.absolute_path))), None)
+        if error is not None:
+            where = f"column {error.absolute_path[0]!r}: " if error.absolute_path else ""
+            raise InputError(f"{path}: line {k + 2} ({row.get('participant_id')}): {where}{error.message}")
+    ids = table["participant_id"]
+    duplicated = ids[ids.duplicated()]
+    if len(duplicated):
+        lines = [k + 2 for k in ids.index[ids == duplicated.iloc[0]]]
+        raise InputError(f"{path}: duplicate participant_id {duplicated.iloc[0]} (lines "
+                         + ", ".join(map(str, lines)) + ")")
+    absent = [i for i in expected_ids if i not in set(ids)]
+    if absent:
+        raise InputError(f"{path}: missing participant{'s' if len(absent) > 1 else ''} " + ", ".join(absent))
+    return _typed(table)
+
+
+def _cell(text: str):
+    """A table cell as the JSON value it spells: int, finite float, or the text itself."""
+    for kind in (int, float):
+        try:
+            value = kind(text)
+        except ValueError:
+            continue
+        return value if np.isfinite(value) else text
+    return text
+
+
+def _typed(table):
+    """Numeric columns of a participants table read as strings: parsed where every value is a number."""
+    import pandas as pd
+
+    table = table.copy()
+    for column in table.columns.drop("participant_id", errors="ignore"):
+        numbers = pd.to_numeric(table[column], errors="coerce")
+        if numbers.notna().all():
+            table[column] = numbers
+    return table

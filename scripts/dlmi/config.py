@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import jsonschema
@@ -13,9 +14,24 @@ class ConfigError(ValueError):
 
 
 def load_yaml(path) -> dict:
-    """Read a YAML file with the safe loader only."""
-    with open(path) as fh:
-        return yaml.safe_load(fh) or {}
+    """Read a YAML file with the safe loader only: plain mappings, lists, strings, numbers, booleans.
+
+    Raises ConfigError naming the file and line for a Python-object tag (e.g. `!!python/object/apply:...`,
+    which an unsafe loader would execute) or invalid YAML.
+    """
+    try:
+        with open(path) as fh:
+            return yaml.safe_load(fh) or {}
+    except yaml.constructor.ConstructorError as err:
+        line = err.problem_mark.line + 1 if err.problem_mark else "?"
+        tag = re.search(r"tag '([^']+)'", err.problem or "")
+        tag = tag.group(1).replace("tag:yaml.org,2002:", "!!") if tag else "(unknown)"
+        raise ConfigError(f"{path}: line {line}: YAML tag '{tag}' is not allowed (only plain values: "
+                          "mappings, lists, strings, numbers, booleans)") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise ConfigError(f"{path}: not valid YAML ({where}{getattr(err, 'problem', None) or err})") from None
 
 
 def with_defaults(config: dict, schema: dict) -> dict:
@@ -87,8 +103,8 @@ def _check_consistency(config: dict) -> None:
 
 def load_config(path, schema_path) -> dict:
     """Read, fill and validate a study config file; errors name the file and the key."""
-    schema = load_yaml(schema_path)
+    schema, config = load_yaml(schema_path), load_yaml(path)
     try:
-        return validate(load_yaml(path), schema)
+        return validate(config, schema)
     except ConfigError as err:
         raise ConfigError(f"{Path(path)}: {err}") from None

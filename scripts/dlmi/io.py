@@ -6,12 +6,15 @@ truncated file under the final name. Every reader checks what it reads and names
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+
+from dlmi import orientation
 
 
 class InputError(ValueError):
@@ -45,21 +48,55 @@ def save_nifti(path, data: np.ndarray, affine: np.ndarray, dtype=np.float32) -> 
 
 
 def load_nifti(path, dtype=np.float32, ndim: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """Read a NIfTI of `ndim` dimensions; returns (data (X, Y, Z[, ...]) as `dtype`, affine (4, 4), RAS+ mm).
+    """Read a NIfTI of `ndim` dimensions on an axis-aligned RAS+ grid.
 
-    Raises InputError naming the file when it is unreadable, not 3-D, holds NaN/Inf or has an affine that
-    is not a scaled rotation (RAS+ orientation is required; see `dlmi.orientation` when it lands).
+    Returns (data (X, Y, Z[, ...]) as `dtype`, affine (4, 4), RAS+ mm, positive diagonal). An image stored
+    with flipped or permuted axes (LPS, LAS, ...) is reoriented to RAS+ without resampling, and the
+    conversion is logged (see `dlmi.orientation`).
+
+    Raises InputError naming the file when it is missing, truncated or corrupt, not `ndim`-D, holds NaN/Inf
+    voxels, states no orientation (or two that disagree), or has a singular, sheared or oblique affine.
     """
+    if not os.path.exists(path):
+        raise InputError(f"{path}: file not found")
     try:
         img = nib.load(str(path))
-        data = np.asarray(img.dataobj, dtype=dtype)
-    except Exception as err:  # nibabel raises several types for truncated or corrupt files
-        raise InputError(f"{path}: cannot read NIfTI ({err})") from err
-    if data.ndim != ndim:
-        raise InputError(f"{path}: expected a {ndim}-D image, got shape {data.shape}")
-    if not np.all(np.isfinite(data)):
-        raise InputError(f"{path}: image has NaN or Inf voxels")
-    return data, np.asarray(img.affine, dtype=np.float64)
+    except Exception as err:  # nibabel raises several types for files that are not NIfTI
+        raise InputError(f"{path}: not a NIfTI image, or its header is corrupt") from err
+    if len(img.shape) != ndim:
+        raise InputError(f"{path}: expected a {ndim}-D image, got shape {img.shape}")
+    try:
+        raw = np.asarray(img.dataobj)
+    except Exception as err:  # EOFError, zlib.error, OSError... for a truncated or corrupt file
+        raise InputError(f"{path}: truncated or corrupt NIfTI (the voxel data cannot be read in full)") from err
+    if raw.dtype.kind in "fc" and not np.all(np.isfinite(raw)):
+        bad = int(raw.size - np.count_nonzero(np.isfinite(raw)))
+        raise InputError(f"{path}: image has NaN or Inf voxels ({bad} of {raw.size})")
+    try:
+        affine = orientation.header_affine(img.header)
+        data, affine, codes = orientation.to_ras(raw, affine)
+    except ValueError as err:
+        raise InputError(f"{path}: {err}") from None
+    if codes != "RAS":
+        logging.getLogger("dlmi.io").info("%s: reoriented from %s to RAS+ (axis flips/permutation, no resampling)",
+                                          path, codes)
+    return np.asarray(data, dtype=dtype), affine
+
+
+def check_same_grid(path, shape, affine, image_path, image_shape, image_affine, what: str = "label map") -> None:
+    """Raise InputError unless the `what` at `path` lies on the grid of its image: same (X, Y, Z) shape and
+    affine (to 1e-3 mm)."""
+    if tuple(shape[:3]) != tuple(image_shape[:3]):
+        raise InputError(f"{path}: {what} shape {tuple(shape[:3])} differs from the shape "
+                         f"{tuple(image_shape[:3])} of its image {image_path}")
+    if not np.allclose(affine, image_affine, atol=1e-3):
+        raise InputError(f"{path}: {what} affine differs from the affine of its image {image_path}")
+
+
+def check_nonempty(path, mask, what: str = "mask") -> None:
+    """Raise InputError when `mask` (any shape) has no nonzero voxel."""
+    if not np.any(mask):
+        raise InputError(f"{path}: {what} is empty (no nonzero voxel)")
 
 
 def save_npz(path, params: dict, *, compress: bool = True, **arrays: np.ndarray) -> None:
@@ -80,8 +117,11 @@ def save_npz(path, params: dict, *, compress: bool = True, **arrays: np.ndarray)
 def load_npz(path, arrays: tuple[str, ...], params: tuple[str, ...]) -> tuple[dict, dict]:
     """Read raw data written by `save_npz`; returns (arrays, acquisition parameters).
 
-    Raises InputError naming the file and the first missing array or acquisition parameter.
+    Raises InputError naming the file when it is missing, truncated or corrupt, lacks one of `arrays` or
+    `params` (all missing names are listed), or holds NaN/Inf values.
     """
+    if not os.path.exists(path):
+        raise InputError(f"{path}: file not found")
     try:
         with np.load(str(path), allow_pickle=False) as npz:
             if "acquisition" not in npz.files:
@@ -89,16 +129,29 @@ def load_npz(path, arrays: tuple[str, ...], params: tuple[str, ...]) -> tuple[di
             acquisition = json.loads(str(npz["acquisition"]))
             missing = [name for name in arrays if name not in npz.files]
             if missing:
-                raise InputError(f"{path}: missing array {missing[0]!r}")
+                raise InputError(f"{path}: missing {_names('array', missing)}")
             data = {name: npz[name] for name in arrays}
     except InputError:
         raise
-    except Exception as err:
-        raise InputError(f"{path}: cannot read raw data ({err})") from err
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}: acquisition parameters are not valid JSON") from err
+    except Exception as err:  # BadZipFile, EOFError, zlib.error, ValueError... for a truncated or corrupt file
+        raise InputError(f"{path}: truncated or corrupt raw data (not a readable .npz archive)") from err
+    if not isinstance(acquisition, dict):
+        raise InputError(f"{path}: acquisition parameters are not a mapping of names to values")
     missing = [name for name in params if name not in acquisition]
     if missing:
-        raise InputError(f"{path}: missing acquisition parameter {missing[0]!r}")
+        raise InputError(f"{path}: missing acquisition {_names('parameter', missing)}")
+    for name, values in data.items():
+        if values.dtype.kind in "fc" and not np.all(np.isfinite(values)):
+            bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+            raise InputError(f"{path}: array {name!r} has NaN or Inf values ({bad} of {values.size})")
     return data, acquisition
+
+
+def _names(kind: str, names: list[str]) -> str:
+    """"parameter 'a'" or "parameters 'a', 'b'"."""
+    return f"{kind}{'s' if len(names) > 1 else ''} " + ", ".join(repr(n) for n in names)
 
 
 def write_tsv(path, frame) -> None:

@@ -561,18 +561,23 @@ def write_transform(path, matrix) -> None:
 def read_transform(path) -> np.ndarray:
     """Read an ITK/ANTs affine-type transform file (.mat, .txt, .tfm) as a RAS world matrix (4x4 float64).
 
-    Raises ValueError naming the file when it is unreadable or holds a non-affine transform.
+    Raises dlmi.io.InputError (a ValueError) naming the file when it is missing, unreadable or holds a
+    non-affine transform.
     """
     import SimpleITK as sitk
 
+    from dlmi.io import InputError
+
+    if not os.path.exists(path):
+        raise InputError(f"{path}: file not found")
     try:
         tx = sitk.ReadTransform(str(path))
     except RuntimeError as err:
-        raise ValueError(f"{path}: cannot read transform ({str(err).strip().splitlines()[-1]})") from err
+        raise InputError(f"{path}: cannot read transform ({str(err).strip().splitlines()[-1]})") from err
     try:
         return from_sitk_transform(tx)
     except ValueError as err:
-        raise ValueError(f"{path}: {err}") from err
+        raise InputError(f"{path}: {err}") from err
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -73,3 +73,25 @@ def test_file_errors_name_the_file(tmp_path, repo):
     bad.write_text("cohort:\n  n_subjects: 0\n")
     with pytest.raises(ConfigError, match=r"study.yaml: config key 'cohort.n_subjects'"):
         load_config(bad, repo / "workflow/schemas/config.schema.yaml")
+
+
+def test_yaml_python_object_tags_are_refused(tmp_path, repo):
+    evil = tmp_path / "study.yaml"
+    marker = tmp_path / "pwned"
+    evil.write_text(f"cohort:\n  seed: !!python/object/apply:os.system ['touch {marker}']\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(evil, repo / "workflow/schemas/config.schema.yaml")
+    assert str(err.value) == (f"{evil}: line 2: YAML tag '!!python/object/apply:os.system' is not allowed "
+                              "(only plain values: mappings, lists, strings, numbers, booleans)")
+    assert not marker.exists()
+    evil.write_text("output_dir: !!python/name:os.system\n")
+    with pytest.raises(ConfigError, match=r"line 1: YAML tag '!!python/name:os.system' is not allowed"):
+        load_yaml(evil)
+
+
+def test_invalid_yaml_names_the_file_and_line(tmp_path):
+    bad = tmp_path / "study.yaml"
+    bad.write_text("cohort:\n  age_range: [55, 90\n  seed: 3\n")
+    with pytest.raises(ConfigError) as err:
+        load_yaml(bad)
+    assert str(err.value) == f"{bad}: not valid YAML (line 3: expected ',' or ']', but got ':')"

@@ -25,12 +25,17 @@ def test_excluded_subjects_leave_the_group_stage(tmp_path):
     assert counts["simulate_anatomy"] == 19
 
 
-def test_bad_config_stops_at_parse_time_naming_the_key(tmp_path):
-    result = snakemake(tmp_path, "--dry-run", configs=[{"cohort": {"n_subjets": 3}}], check=False)
+@pytest.mark.parametrize("extra, line", [
+    ({"cohort": {"n_subjets": 3}}, "config key 'cohort.n_subjets' is unknown (check its spelling)"),
+    ({"cohort": {"n_subjects": "three"}}, "config key 'cohort.n_subjects': 'three' is not of type 'integer'"),
+    ({"acquisition": {"mri": {"noise_sd": -1}}},
+     "config key 'acquisition.mri.noise_sd': -1 is less than the minimum of 0"),
+], ids=["unknown key", "wrong type", "out of range"])
+def test_bad_config_stops_at_parse_time_naming_the_key(tmp_path, extra, line):
+    result = snakemake(tmp_path, "--dry-run", configs=[extra], check=False)
     assert result.returncode != 0
-    assert "config key 'cohort.n_subjets' is unknown" in result.stdout + result.stderr
-    result = snakemake(tmp_path, "--dry-run", configs=[{"acquisition": {"mri": {"noise_sd": -1}}}], check=False)
-    assert "config key 'acquisition.mri.noise_sd': -1 is less than the minimum of 0" in result.stdout + result.stderr
+    assert line in (result.stdout + result.stderr).splitlines()
+    assert "Building DAG of jobs" not in result.stdout + result.stderr
 
 
 def test_lint_is_clean(tmp_path):

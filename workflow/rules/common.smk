@@ -10,6 +10,7 @@ SCRIPTS = os.path.normpath(os.path.join(workflow.basedir, "../scripts"))
 sys.path.insert(0, SCRIPTS)
 
 import dlmi.config
+import dlmi.runlog
 import dlmi.sources
 from dlmi.cohort import subject_ids
 
@@ -85,9 +86,9 @@ def group_outputs():
     ]
 
 
-def qc_inputs(wildcards):
-    """Per-subject images (and overlays, if the stage has them) of one QC figure."""
-    image, overlay = {
+def qc_sources(stage):
+    """Path patterns of the image and of the overlay (None if the stage has none) of one QC figure."""
+    return {
         "truth_t1": (rules.simulate_mri.output.truth, None),
         "recon_t1": (rules.reconstruct_mri.output.t1w, None),
         "recon_ct": (rules.reconstruct_ct.output.ct, None),
@@ -95,8 +96,27 @@ def qc_inputs(wildcards):
         "warped_t1": (rules.register_t1.output.warped, rules.build_template.output.brain),
         "pet_in_t1": (rules.reconstruct_mri.output.t1w, rules.register_pet.output.pet_in_t1),
         "segmentation": (rules.reconstruct_mri.output.t1w, rules.segment_t1.output.tissue),
-    }[wildcards.stage]
+    }[stage]
+
+
+def qc_inputs(wildcards):
+    """Per-subject images (and overlays, if the stage has them) of one QC figure."""
+    image, overlay = qc_sources(wildcards.stage)
     inputs = {"images": per_subject(image)}
     if overlay is not None:
         inputs["overlays"] = per_subject(overlay) if "{subject}" in overlay else [overlay]
     return inputs
+
+
+def group_waiting_message(snakemake_log):
+    """After a failed run: the line saying which subjects the group stage waits for (or None).
+
+    A subject failed when the run's log (`snakemake_log`: a path, a list of paths or None) has a failed job
+    of it; another subject is unfinished when a per-subject file that a group rule reads is missing."""
+    patterns = {rules.extract_features.output.tsv, *rules.assess_quality.output}
+    patterns.update(p for stage in QC_STAGES for p in qc_sources(stage) if p and "{subject}" in p)
+    waiting = [s for s in GROUP_SUBJECTS if not all(os.path.exists(p.format(subject=s)) for p in patterns)]
+    logs = [snakemake_log] if isinstance(snakemake_log, str) else list(snakemake_log or [])
+    text = "".join(open(path).read() for path in logs if os.path.exists(path))
+    failed = [s for s in dlmi.runlog.failed_subjects(text) if s in GROUP_SUBJECTS]
+    return dlmi.runlog.group_waiting_message(failed, [s for s in waiting if s not in failed])

@@ -5,6 +5,7 @@ rule train_models:
     input:
         features=rules.gather_features.output.tsv,
         participants=rules.make_participants.output.tsv,
+        participants_schema=workflow.source_path("../schemas/participants.schema.yaml"),
     output:
         metrics=report(
             group("metrics.tsv"),

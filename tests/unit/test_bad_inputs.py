@@ -1,0 +1,397 @@
+"""Bad input files stop a job with one message naming the file and the problem (dlmi.io.InputError).
+
+The readers check what every rule reads (NIfTI, raw .npz, participants.tsv); rule scripts add the checks
+that need two files (a label map on the grid of its image, a non-empty mask). Messages are pinned exactly.
+"""
+import gzip
+import importlib.util
+import logging
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from dlmi import cohort, config, io, orientation
+
+SHAPE = (10, 10, 10)
+AFFINE = np.array([[2.0, 0, 0, -9], [0, 3.0, 0, -13], [0, 0, 4.0, -17], [0, 0, 0, 1]])
+
+
+def script(repo, name):
+    """A rule script as a module (its __main__ block, which needs Snakemake, does not run)."""
+    spec = importlib.util.spec_from_file_location(f"rule_{name}", repo / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_nifti(path, data, affine=AFFINE, *, qform=None, sform_code=1, qform_code=1):
+    """Write a NIfTI with nibabel directly (no checks), qform and sform set as asked."""
+    img = nib.Nifti1Image(np.asarray(data), None)
+    img.set_sform(affine, code=sform_code)
+    if qform_code:
+        img.set_qform(affine if qform is None else qform, code=qform_code)
+    nib.save(img, str(path))
+    return str(path)
+
+
+def image(seed=0, shape=SHAPE):
+    return np.random.default_rng(seed).uniform(0.5, 1.5, shape).astype(np.float32)
+
+
+def message(err):
+    return str(err.value)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# NIfTI: missing, corrupt, truncated, NaN/Inf, wrong dimensionality
+
+
+def test_missing_nifti(tmp_path):
+    path = tmp_path / "absent.nii.gz"
+    with pytest.raises(io.InputError) as err:
+        io.load_nifti(path)
+    assert message(err) == f"{path}: file not found"
+
+
+def test_not_a_nifti(tmp_path):
+    path = tmp_path / "noise.nii.gz"
+    path.write_bytes(gzip.compress(b"this is not a NIfTI header" * 3))
+    with pytest.raises(io.InputError) as err:
+        io.load_nifti(path)
+    assert message(err) == f"{path}: not a NIfTI image, or its header is corrupt"
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nii"])
+def test_truncated_nifti(tmp_path, suffix):
+    path = tmp_path / f"t1w{suffix}"
+    io.save_nifti(path, image(), AFFINE)
+    io.load_nifti(path)  # whole file: fine
+    path.write_bytes(path.read_bytes()[: path.stat().st_size * 2 // 3])
+    with pytest.raises(io.InputError) as err:
+        io.load_nifti(path)
+    assert message(err) == f"{path}: truncated or corrupt NIfTI (the voxel data cannot be read in full)"
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_or_inf_voxels(tmp_path, bad):
+    data = image()
+    data[1, 2, 3] = data[4, 5, 6] = bad
+    path = write_nifti(tmp_path / "pet.nii.gz", data)
+    with pytest.raises(io.InputError) as err:
+        io.load_nifti(path)
+    assert message(err) == f"{path}: image has NaN or Inf voxels (2 of 1000)"
+
+
+def test_nan_voxels_are_found_before_a_cast_to_integers(tmp_path):
+    """A float label map with NaN must not turn into zeros when read as uint8."""
+    data = np.ones(SHAPE, np.float32)
+    data[0, 0, 0] = np.nan
+    path = write_nifti(tmp_path / "labels.nii.gz", data)
+    with pytest.raises(io.InputError, match="NaN or Inf voxels"):
+        io.load_nifti(path, dtype=np.uint8)
+
+
+def test_wrong_dimensionality(tmp_path):
+    path = write_nifti(tmp_path / "four_d.nii.gz", np.zeros((*SHAPE, 2), np.float32))
+    with pytest.raises(io.InputError) as err:
+        io.load_nifti(path)
+    assert message(err) == f"{path}: expected a 3-D image, got shape (10, 10, 10, 2)"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# orientation: flips and permutations are reoriented to RAS+ losslessly; the rest is refused
+
+
+def world_of_max(data, affine):
+    return affine @ np.array([*np.unravel_index(np.argmax(data), data.shape), 1.0])
+
+
+@pytest.mark.parametrize("codes", ["LPS", "LAS", "RPI", "PIR", "SLP", "ASR"])
+def test_flipped_or_permuted_axes_are_reoriented_to_ras(tmp_path, caplog, codes):
+    data = image(seed=3)
+    ras = nib.Nifti1Image(data, AFFINE)
+    stored = ras.as_reoriented(orientations_from_ras(codes))
+    assert orientation.axis_codes(stored.affine) == codes
+    path = write_nifti(tmp_path / "t1w.nii.gz", np.asarray(stored.dataobj), stored.affine)
+    with caplog.at_level(logging.INFO, logger="dlmi.io"):
+        loaded, affine = io.load_nifti(path)
+    np.testing.assert_array_equal(loaded, data)  # the same voxels, no resampling
+    np.testing.assert_allclose(affine, AFFINE, atol=1e-5)
+    np.testing.assert_allclose(world_of_max(loaded, affine), world_of_max(np.asarray(stored.dataobj), stored.affine),
+                               atol=1e-5)
+    assert loaded.flags.c_contiguous  # torch.from_numpy needs positive strides
+    assert caplog.messages == [f"{path}: reoriented from {codes} to RAS+ (axis flips/permutation, no resampling)"]
+
+
+def orientations_from_ras(codes):
+    return nib.orientations.ornt_transform(nib.orientations.axcodes2ornt("RAS"),
+                                           nib.orientations.axcodes2ornt(tuple(codes)))
+
+
+def test_ras_images_are_read_as_stored_without_a_log_line(tmp_path, caplog):
+    data = image()
+    path = tmp_path / "ras.nii.gz"
+    io.save_nifti(path, data, AFFINE)
+    with caplog.at_level(logging.INFO, logger="dlmi.io"):
+        loaded, affine = io.load_nifti(path)
+    np.testing.assert_array_equal(loaded, data)
+    np.testing.assert_array_equal(affine, AFFINE)
+    assert caplog.messages == []
+
+
+def test_sheared_affine_is_refused(tmp_path):
+    sheared = AFFINE.copy()
+    sheared[:3, :3] = [[2.0, 0.5, 0], [0, 2.0, 0], [0, 0, 2.0]]
+    path = write_nifti(tmp_path / "sheared.nii.gz", image(), sheared, qform_code=0)
+    with pytest.raises(io.InputError) as err:
+        io.load_nifti(path)
+    assert message(err) == (f"{path}: affine is sheared: voxel axes 0 and 1 meet at 75.96 degrees, not 90; "
+                            "refusing to guess the orientation")
+
+
+def test_oblique_affine_is_refused(tmp_path):
+    angle = np.radians(10.0)
+    rotation = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    oblique = AFFINE.copy()
+    oblique[:3, :3] = rotation @ np.diag([2.0, 2.0, 2.0])
+    path = write_nifti(tmp_path / "oblique.nii.gz", image(), oblique)
+    with pytest.raises(io.InputError) as err:
+        io.load_nifti(path)
+    assert message(err) == (f"{path}: affine is oblique: voxel axes are rotated up to 10.00 degrees from the "
+                            "world (RAS+) axes; resample the image to an axis-aligned grid first")
+
+
+def test_singular_affine_is_refused(tmp_path):
+    singular = AFFINE.copy()
+    singular[:3, 2] = 0.0
+    path = write_nifti(tmp_path / "flat.nii.gz", image(), singular, qform_code=0)
+    with pytest.raises(io.InputError) as err:
+        io.load_nifti(path)
+    assert message(err) == (f"{path}: affine is singular (a voxel axis has zero length or two axes are "
+                            "parallel)")
+
+
+def test_image_without_orientation_is_refused(tmp_path):
+    path = write_nifti(tmp_path / "scanner.nii.gz", image(), sform_code=0, qform_code=0)
+    with pytest.raises(io.InputError) as err:
+        io.load_nifti(path)
+    assert message(err) == f"{path}: no orientation: qform_code and sform_code are both 0"
+
+
+def test_qform_and_sform_that_disagree_are_refused(tmp_path):
+    shifted = AFFINE.copy()
+    shifted[0, 3] += 5.0
+    path = write_nifti(tmp_path / "two.nii.gz", image(), AFFINE, qform=shifted)
+    with pytest.raises(io.InputError) as err:
+        io.load_nifti(path)
+    assert message(err) == f"{path}: qform and sform disagree (grid corners 5.0 mm apart)"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# a label map or mask used with an image: same grid, not empty
+
+
+def tissue_inputs(tmp_path, label_shape=SHAPE, labels=None):
+    """Files of rule extract_features for a 10^3 subject: CSF/GM/WM maps, regions, PET in T1 space."""
+    paths = {}
+    for name in ("csf", "gm", "wm", "pet_in_t1"):
+        paths[name] = str(tmp_path / f"{name}.nii.gz")
+        io.save_nifti(paths[name], image(seed=len(paths)), AFFINE)
+    paths["regions"] = str(tmp_path / "regions.nii.gz")
+    labels = np.ones(label_shape, np.uint8) if labels is None else labels
+    io.save_nifti(paths["regions"], labels, AFFINE, dtype=np.uint8)
+    return paths
+
+
+def test_label_map_with_another_shape_than_its_image(tmp_path, repo):
+    paths = tissue_inputs(tmp_path, label_shape=(10, 10, 8))
+    tsv = tmp_path / "features.tsv"
+    with pytest.raises(io.InputError) as err:
+        script(repo, "extract_features").main(**paths, tsv=tsv, subject="001")
+    assert message(err) == (f"{paths['regions']}: label map shape (10, 10, 8) differs from the shape "
+                            f"(10, 10, 10) of its image {paths['csf']}")
+    assert not tsv.exists()
+
+
+def test_label_map_on_another_grid_than_its_image(tmp_path):
+    moved = AFFINE.copy()
+    moved[2, 3] += 4.0
+    with pytest.raises(io.InputError) as err:
+        io.check_same_grid("regions.nii.gz", SHAPE, moved, "t1w.nii.gz", SHAPE, AFFINE)
+    assert message(err) == "regions.nii.gz: label map affine differs from the affine of its image t1w.nii.gz"
+
+
+def test_empty_label_map(tmp_path, repo):
+    paths = tissue_inputs(tmp_path, labels=np.zeros(SHAPE, np.uint8))
+    with pytest.raises(io.InputError) as err:
+        script(repo, "extract_features").main(**paths, tsv=tmp_path / "features.tsv", subject="001")
+    assert message(err) == f"{paths['regions']}: label map is empty (no nonzero voxel)"
+
+
+def test_empty_brain_mask(tmp_path, repo):
+    from dlmi import deformable, registration
+
+    inp = {"t1w": str(tmp_path / "t1w.nii.gz"), "xfm": str(tmp_path / "xfm.txt"),
+           "velocity": str(tmp_path / "velocity.nii.gz"), "brain": str(tmp_path / "brain.nii.gz"),
+           "regions": str(tmp_path / "regions.nii.gz"), "tissue_prior": str(tmp_path / "tissue.nii.gz")}
+    io.save_nifti(inp["t1w"], image(), AFFINE)
+    registration.write_transform(inp["xfm"], np.eye(4))
+    deformable.save_velocity(inp["velocity"], np.zeros((3, *SHAPE), np.float32), AFFINE)
+    io.save_nifti(inp["brain"], np.zeros(SHAPE), AFFINE, dtype=np.uint8)
+    for name in ("regions", "tissue_prior"):
+        io.save_nifti(inp[name], np.ones(SHAPE), AFFINE, dtype=np.uint8)
+    with pytest.raises(io.InputError) as err:
+        script(repo, "segment_t1").main(inp, {}, device="cpu")
+    assert message(err) == f"{inp['brain']}: mask is empty (no nonzero voxel)"
+
+
+def test_template_labels_on_another_grid(tmp_path, repo):
+    paths = {}
+    for name, shape in (("fractions", (*SHAPE, 3)), ("tissue", SHAPE), ("regions", (9, 10, 10)), ("brain", SHAPE)):
+        paths[name] = str(tmp_path / f"{name}.nii.gz")
+        io.save_nifti(paths[name], np.ones(shape), AFFINE)
+    with pytest.raises(io.InputError) as err:
+        script(repo, "simulate_anatomy").load_template(paths["fractions"], paths["tissue"], paths["regions"],
+                                                       paths["brain"], 2.0)
+    assert message(err) == (f"{paths['regions']}: label map shape (9, 10, 10) differs from the shape "
+                            f"(10, 10, 10) of its image {paths['fractions']}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# raw data (k-space, sinograms): acquisition parameters, truncation, NaN
+
+
+CT_PARAMS = {"angles_rad": [0.0, 1.0], "pixel_mm": 2.0, "shape": [4, 4, 2], "affine": AFFINE.tolist(),
+             "mu_water_per_mm": 0.02}
+
+
+@pytest.mark.parametrize("dropped, text", [
+    (("pixel_mm",), "parameter 'pixel_mm'"),
+    (("angles_rad", "affine"), "parameters 'angles_rad', 'affine'"),
+])
+def test_sinogram_without_acquisition_parameters(tmp_path, repo, dropped, text):
+    path = tmp_path / "sub-001_sinogram.npz"
+    io.save_npz(path, {k: v for k, v in CT_PARAMS.items() if k not in dropped},
+                sinogram=np.ones((2, 2, 6), np.float32))
+    out = tmp_path / "ct.nii.gz"
+    with pytest.raises(io.InputError) as err:
+        script(repo, "reconstruct_ct").main(str(path), str(out), {"filter": "ramp"}, device="cpu")
+    assert message(err) == f"{path}: missing acquisition {text}"
+    assert not out.exists()
+
+
+def test_kspace_without_acquisition_parameters(tmp_path, repo):
+    path = tmp_path / "sub-001_kspace.npz"
+    io.save_npz(path, {"voxel_mm": [2.0, 2.0, 2.0], "shape": [4, 4, 4], "affine": AFFINE.tolist()},
+                kspace=np.ones((2, 4, 4, 4), np.complex64))
+    with pytest.raises(io.InputError) as err:
+        script(repo, "reconstruct_mri").main(str(path), str(tmp_path / "t1w.nii.gz"), device="cpu")
+    assert message(err) == f"{path}: missing acquisition parameter 'n_coils'"
+
+
+def test_pet_sinogram_without_its_scale(tmp_path, repo):
+    path = tmp_path / "sub-001_pet_sinogram.npz"
+    params = {"angles_rad": [0.0], "pixel_mm": 8.0, "shape": [2, 2, 2], "affine": AFFINE.tolist()}
+    io.save_npz(path, params, counts=np.ones((2, 1, 3), np.float32))
+    ct = tmp_path / "ct.nii.gz"
+    io.save_nifti(ct, np.zeros(SHAPE), AFFINE)
+    with pytest.raises(io.InputError) as err:
+        script(repo, "reconstruct_pet").main(str(path), str(ct), str(tmp_path / "pet.nii.gz"),
+                                             {"iterations": 1, "subsets": 1}, device="cpu")
+    assert message(err) == f"{path}: missing acquisition parameter 'scale'"
+
+
+def test_truncated_raw_data(tmp_path):
+    path = tmp_path / "sub-001_sinogram.npz"
+    io.save_npz(path, CT_PARAMS, sinogram=np.random.default_rng(0).random((8, 8, 8)).astype(np.float32))
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(io.InputError) as err:
+        io.load_npz(path, arrays=("sinogram",), params=("pixel_mm",))
+    assert message(err) == f"{path}: truncated or corrupt raw data (not a readable .npz archive)"
+
+
+def test_raw_data_without_its_array_or_any_parameters(tmp_path):
+    path = tmp_path / "raw.npz"
+    io.save_npz(path, CT_PARAMS, counts=np.ones(3, np.float32))
+    with pytest.raises(io.InputError) as err:
+        io.load_npz(path, arrays=("sinogram",), params=())
+    assert message(err) == f"{path}: missing array 'sinogram'"
+    np.savez(path, sinogram=np.ones(3))
+    with pytest.raises(io.InputError) as err:
+        io.load_npz(path, arrays=("sinogram",), params=())
+    assert message(err) == f"{path}: no acquisition parameters stored"
+
+
+def test_raw_data_with_nan(tmp_path):
+    path = tmp_path / "kspace.npz"
+    kspace = np.ones((2, 3, 3), np.complex64)
+    kspace[0, 1, 1] = complex(np.nan, 0)
+    io.save_npz(path, {}, kspace=kspace)
+    with pytest.raises(io.InputError) as err:
+        io.load_npz(path, arrays=("kspace",), params=())
+    assert message(err) == f"{path}: array 'kspace' has NaN or Inf values (1 of 18)"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# participants.tsv
+
+
+@pytest.fixture(scope="module")
+def participants_schema(repo):
+    return config.load_yaml(repo / "workflow/schemas/participants.schema.yaml")
+
+
+PARTICIPANTS = """participant_id\tgroup\tage\tsex\tcognitive_score
+sub-001\tAD\t63.3\tM\t21
+sub-002\tCN\t83.3\tF\t28
+sub-003\tCN\t85.5\tF\t26
+"""
+EXPECTED = ["sub-001", "sub-002", "sub-003"]
+
+
+def write_participants(tmp_path, text):
+    path = tmp_path / "participants.tsv"
+    path.write_text(text)
+    return path
+
+
+def test_participants_written_by_the_workflow_read_back(tmp_path, participants_schema):
+    ids = cohort.subject_ids(12)
+    table = cohort.participants_table(cohort.Cohort(n_subjects=12), ids)
+    io.write_tsv(tmp_path / "participants.tsv", table)
+    read = cohort.read_participants(tmp_path / "participants.tsv", [f"sub-{i}" for i in ids], participants_schema)
+    assert read.equals(table)
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda t: t + "sub-002\tAD\t70\tM\t20\n", "duplicate participant_id sub-002 (lines 3, 5)"),
+    (lambda t: t.replace("sub-002\tCN", "sub-002\tMCI"),
+     "line 3 (sub-002): column 'group': 'MCI' is not one of ['CN', 'AD']"),
+    (lambda t: t.replace("sub-003\t", "\t"), "line 4: empty value in column 'participant_id'"),
+    (lambda t: t.replace("\t26", "\tn/a"), "line 4: empty value in column 'cognitive_score'"),
+    (lambda t: t.replace("sub-003\t", "../003\t"),
+     "line 4 (../003): column 'participant_id': '../003' does not match '^sub-[0-9]{3,4}$'"),
+    (lambda t: t.replace("\t85.5", "\told"), "line 4 (sub-003): column 'age': 'old' is not of type 'number'"),
+    (lambda t: t.replace("\t28", "\t27.5"),
+     "line 3 (sub-002): column 'cognitive_score': 27.5 is not of type 'integer'"),
+    (lambda t: t.replace("\tgroup", "\tdiagnosis"), "missing column 'group'"),
+    (lambda t: t.replace("sub-003\tCN\t85.5\tF\t26\n", ""), "missing participant sub-003"),
+])
+def test_bad_participants(tmp_path, participants_schema, edit, problem):
+    path = write_participants(tmp_path, edit(PARTICIPANTS))
+    with pytest.raises(io.InputError) as err:
+        cohort.read_participants(path, EXPECTED, participants_schema)
+    assert message(err) == f"{path}: {problem}"
+
+
+def test_participants_may_hold_more_than_the_expected_subjects(tmp_path, participants_schema):
+    path = write_participants(tmp_path, PARTICIPANTS)
+    table = cohort.read_participants(path, ["sub-003"], participants_schema)
+    assert list(table.participant_id) == EXPECTED and table.cognitive_score.dtype.kind == "i"
+
+
+def test_missing_participants_table(tmp_path, participants_schema):
+    with pytest.raises(io.InputError) as err:
+        cohort.read_participants(tmp_path / "participants.tsv", EXPECTED, participants_schema)
+    assert message(err) == f"{tmp_path / 'participants.tsv'}: file not found"
