@@ -82,3 +82,4 @@ def main(inp, out, subject, log=None):
 if __name__ == "__main__":
     sm = snakemake  # noqa: F821
     main(dict(sm.input.items()), dict(sm.output.items()), sm.wildcards.subject, sm.log[0])
+    runlog.finish(sm)

@@ -21,3 +21,4 @@ def main(out: dict, voxel_mm: float, mri_params: dict, log=None):
 if __name__ == "__main__":
     sm = snakemake  # noqa: F821
     main(dict(sm.output.items()), sm.params.voxel_mm, sm.params.mri, sm.log[0])
+    runlog.finish(sm)

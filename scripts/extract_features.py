@@ -28,3 +28,4 @@ if __name__ == "__main__":
     sm = snakemake  # noqa: F821
     i = sm.input
     main(i.csf, i.gm, i.wm, i.regions, i.pet_in_t1, sm.output.tsv, sm.wildcards.subject, sm.log[0])
+    runlog.finish(sm)

@@ -18,3 +18,4 @@ def main(inputs: dict, outputs: dict, log=None):
 if __name__ == "__main__":
     sm = snakemake  # noqa: F821
     main({k: list(v) for k, v in sm.input.items()}, dict(sm.output.items()), sm.log[0])
+    runlog.finish(sm)

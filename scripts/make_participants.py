@@ -13,3 +13,4 @@ def main(tsv, sidecar, cohort_params, effects, subjects, log=None):
 if __name__ == "__main__":
     sm = snakemake  # noqa: F821  (injected by Snakemake)
     main(sm.output.tsv, sm.output.sidecar, sm.params.cohort, sm.params.effects, sm.params.subjects, sm.log[0])
+    runlog.finish(sm)

@@ -27,3 +27,4 @@ def main(stage, images, overlays, png, log=None):
 if __name__ == "__main__":
     sm = snakemake  # noqa: F821
     main(sm.wildcards.stage, list(sm.input.images), list(sm.input.get("overlays", [])), sm.output.png, sm.log[0])
+    runlog.finish(sm)

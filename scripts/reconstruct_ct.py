@@ -25,3 +25,4 @@ def main(sinogram_path, ct_path, params, device="auto", threads=1, log=None):
 if __name__ == "__main__":
     sm = snakemake  # noqa: F821
     main(sm.input.sinogram, sm.output.ct, sm.params.ct, sm.config["device"], sm.threads, sm.log[0])
+    runlog.finish(sm)

@@ -24,3 +24,4 @@ def main(kspace_path, t1w_path, device="auto", threads=1, log=None):
 if __name__ == "__main__":
     sm = snakemake  # noqa: F821
     main(sm.input.kspace, sm.output.t1w, sm.config["device"], sm.threads, sm.log[0])
+    runlog.finish(sm)

@@ -29,3 +29,4 @@ def main(sinogram_path, ct_path, pet_path, params, device="auto", threads=1, log
 if __name__ == "__main__":
     sm = snakemake  # noqa: F821
     main(sm.input.sinogram, sm.input.ct, sm.output.pet, sm.params.pet, sm.config["device"], sm.threads, sm.log[0])
+    runlog.finish(sm)

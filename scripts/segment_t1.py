@@ -44,3 +44,4 @@ def main(inp, out, device="auto", threads=1, log=None):
 if __name__ == "__main__":
     sm = snakemake  # noqa: F821
     main(dict(sm.input.items()), dict(sm.output.items()), sm.config["device"], sm.threads, sm.log[0])
+    runlog.finish(sm)

@@ -47,3 +47,4 @@ if __name__ == "__main__":
     sm = snakemake  # noqa: F821
     main(dict(sm.input.items()), dict(sm.output.items()), sm.wildcards.subject, sm.params.cohort,
          sm.params.effects, sm.params.pet, sm.params.voxel_mm, sm.log[0])
+    runlog.finish(sm)

@@ -28,3 +28,4 @@ if __name__ == "__main__":
     sm = snakemake  # noqa: F821
     main(sm.input.ct, sm.output.sinogram, sm.wildcards.subject, sm.params.seed, sm.params.ct, sm.config["device"],
          sm.threads, sm.log[0])
+    runlog.finish(sm)

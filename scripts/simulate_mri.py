@@ -30,3 +30,4 @@ if __name__ == "__main__":
     sm = snakemake  # noqa: F821
     main(dict(sm.input.items()), dict(sm.output.items()), sm.wildcards.subject, sm.params.seed, sm.params.mri,
          sm.config["device"], sm.threads, sm.log[0])
+    runlog.finish(sm)

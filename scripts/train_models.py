@@ -66,3 +66,4 @@ if __name__ == "__main__":
     sm = snakemake  # noqa: F821
     main(sm.input.features, sm.input.participants, sm.output.metrics, sm.output.predictions, sm.output.roc,
          sm.params.model, sm.params.seed, sm.log[0])
+    runlog.finish(sm)
