@@ -10,7 +10,7 @@ SMK := $(BIN)/snakemake --configfile $(CONFIG) --config output_dir=$(OUT)
 # The CPU torch wheel lies on local disk; point pip at it when the folder exists.
 PIP_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: install run test bench plan dry-run report lint clean
+.PHONY: install run unlock test bench plan dry-run report lint clean
 
 install: $(VENV)/.installed
 
@@ -25,9 +25,14 @@ $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
 	$(BIN)/pip install --quiet -r requirements-test.txt
 	touch $@
 
+# --rerun-incomplete: a job cut off by a kill re-runs instead of stopping the run (Snakemake refuses
+# files it marked incomplete without it). After a SIGKILL or power loss the folder stays locked: `make unlock run`.
 run: install
-	$(SMK) --cores $(CORES)
+	$(SMK) --cores $(CORES) --rerun-incomplete
 	$(MAKE) report
+
+unlock: install
+	$(SMK) --unlock
 
 report: install
 	$(SMK) --cores 1 --report $(OUT)/report.html

@@ -86,3 +86,4 @@ if __name__ == "__main__":
     sm = snakemake  # noqa: F821
     with runlog.stop_on_input_error():
         main(dict(sm.input.items()), dict(sm.output.items()), sm.wildcards.subject, sm.log[0])
+    runlog.finish(sm)

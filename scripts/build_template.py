@@ -22,3 +22,4 @@ if __name__ == "__main__":
     sm = snakemake  # noqa: F821
     with runlog.stop_on_input_error():
         main(dict(sm.output.items()), sm.params.voxel_mm, sm.params.mri, sm.log[0])
+    runlog.finish(sm)

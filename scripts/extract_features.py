@@ -36,3 +36,4 @@ if __name__ == "__main__":
     i = sm.input
     with runlog.stop_on_input_error():
         main(i.csf, i.gm, i.wm, i.regions, i.pet_in_t1, sm.output.tsv, sm.wildcards.subject, sm.log[0])
+    runlog.finish(sm)

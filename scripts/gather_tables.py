@@ -19,3 +19,4 @@ if __name__ == "__main__":
     sm = snakemake  # noqa: F821
     with runlog.stop_on_input_error():
         main({k: list(v) for k, v in sm.input.items()}, dict(sm.output.items()), sm.log[0])
+    runlog.finish(sm)

@@ -14,3 +14,4 @@ if __name__ == "__main__":
     sm = snakemake  # noqa: F821  (injected by Snakemake)
     with runlog.stop_on_input_error():
         main(sm.output.tsv, sm.output.sidecar, sm.params.cohort, sm.params.effects, sm.params.subjects, sm.log[0])
+    runlog.finish(sm)

@@ -28,3 +28,4 @@ if __name__ == "__main__":
     sm = snakemake  # noqa: F821
     with runlog.stop_on_input_error():
         main(sm.wildcards.stage, list(sm.input.images), list(sm.input.get("overlays", [])), sm.output.png, sm.log[0])
+    runlog.finish(sm)

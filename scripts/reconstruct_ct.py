@@ -26,3 +26,4 @@ if __name__ == "__main__":
     sm = snakemake  # noqa: F821
     with runlog.stop_on_input_error():
         main(sm.input.sinogram, sm.output.ct, sm.params.ct, sm.config["device"], sm.threads, sm.log[0])
+    runlog.finish(sm)

@@ -25,3 +25,4 @@ if __name__ == "__main__":
     sm = snakemake  # noqa: F821
     with runlog.stop_on_input_error():
         main(sm.input.kspace, sm.output.t1w, sm.config["device"], sm.threads, sm.log[0])
+    runlog.finish(sm)

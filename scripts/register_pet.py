@@ -21,3 +21,4 @@ if __name__ == "__main__":
     with runlog.stop_on_input_error():
         main(sm.input.pet, sm.input.t1w, sm.output.xfm, sm.output.pet_in_t1, sm.params.registration,
              sm.config["device"], sm.threads, sm.log[0])
+    runlog.finish(sm)

@@ -28,3 +28,4 @@ if __name__ == "__main__":
     with runlog.stop_on_input_error():
         main(sm.input.t1w, sm.input.template, sm.output.xfm, sm.output.velocity, sm.output.warped, sm.params.registration,
              sm.config["device"], sm.threads, sm.log[0])
+    runlog.finish(sm)

@@ -53,3 +53,4 @@ if __name__ == "__main__":
     with runlog.stop_on_input_error():
         main(dict(sm.input.items()), dict(sm.output.items()), sm.wildcards.subject, sm.params.cohort,
              sm.params.effects, sm.params.pet, sm.params.voxel_mm, sm.log[0])
+    runlog.finish(sm)

@@ -29,3 +29,4 @@ if __name__ == "__main__":
     with runlog.stop_on_input_error():
         main(sm.input.ct, sm.output.sinogram, sm.wildcards.subject, sm.params.seed, sm.params.ct, sm.config["device"],
              sm.threads, sm.log[0])
+    runlog.finish(sm)

@@ -36,3 +36,4 @@ if __name__ == "__main__":
     with runlog.stop_on_input_error():
         main(dict(sm.input.items()), dict(sm.output.items()), sm.wildcards.subject, sm.params.seed, sm.params.pet,
              sm.config["device"], sm.threads, sm.log[0])
+    runlog.finish(sm)

@@ -69,3 +69,4 @@ if __name__ == "__main__":
     with runlog.stop_on_input_error():
         main(sm.input.features, sm.input.participants, sm.input.participants_schema, sm.output.metrics,
              sm.output.predictions, sm.output.roc, sm.params.model, sm.params.seed, sm.log[0])
+    runlog.finish(sm)

@@ -5,6 +5,7 @@ truncated file under the final name. Every reader checks what it reads and names
 """
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -176,3 +177,9 @@ def write_json(path, obj) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def leftover_temporaries(path) -> list[Path]:
+    """Temporary files of `path` that a writer killed mid-write left behind (the names `_atomic_target` makes)."""
+    path = Path(path)
+    return sorted(path.parent.glob(f".{glob.escape(path.name)}.*"))

@@ -9,11 +9,21 @@ import hashlib
 
 import numpy as np
 
+# Every seed `derive_seed` gave in this process ("<subject>/<purpose>" -> seed), for the job's provenance record.
+_DERIVED: dict[str, int] = {}
+
 
 def derive_seed(study_seed: int, subject: str, purpose: str) -> int:
     """A 63-bit seed from the study seed, the subject id and the purpose (e.g. the rule name)."""
     digest = hashlib.sha256(f"{int(study_seed)}/{subject}/{purpose}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
+    seed = int.from_bytes(digest[:8], "little") >> 1
+    _DERIVED[f"{subject}/{purpose}"] = seed
+    return seed
+
+
+def derived_seeds() -> dict[str, int]:
+    """The seeds `derive_seed` gave in this process, keyed "<subject>/<purpose>"."""
+    return dict(_DERIVED)
 
 
 def rng(study_seed: int, subject: str, purpose: str) -> np.random.Generator:

@@ -7,7 +7,8 @@ PER_SUBJECT = [
     "reconstruct_mri", "reconstruct_ct", "reconstruct_pet",
     "register_t1", "register_pet", "segment_t1", "extract_features", "assess_quality",
 ]
-ONCE = ["build_template", "make_participants", "gather_features", "train_models", "gather_quality", "all"]
+ONCE = ["build_template", "make_participants", "gather_features", "train_models", "gather_quality",
+        "describe_dataset", "all"]
 
 
 @pytest.mark.parametrize("n_subjects", [3, 20])

@@ -127,7 +127,7 @@ def test_each_rule_depends_on_the_library_modules_its_script_imports():
     """The `library` parameter names the modules that Python's own module finder (bytecode, not our AST
     walk) finds in the script's import closure, each with the hash of its current content."""
     rules = {name: rule for name, rule in parse_workflow()["rules"].items() if rule["script"]}
-    assert len(rules) == 18
+    assert {"reconstruct_ct", "train_models", "describe_dataset"} <= set(rules)
     for name, rule in rules.items():
         script, library = rule["script"], rule["library"]
         finder = modulefinder.ModuleFinder(path=[str(REPO / "scripts")])

@@ -75,6 +75,7 @@ QC_STAGES = ["truth_t1", "recon_t1", "recon_ct", "recon_pet", "warped_t1", "pet_
 
 def group_outputs():
     return [
+        study("dataset_description.json"),
         study("participants.tsv"),
         group("features.tsv"),
         group("metrics.tsv"),

@@ -1,0 +1,17 @@
+"""Rule describe_dataset: dataset_description.json of the output folder (a BIDS derivative dataset)."""
+from pathlib import Path
+
+from dlmi import io, provenance, runlog
+
+
+def main(description_path, root, log=None):
+    logger = runlog.start(log, "describe_dataset")
+    version = provenance.code_version(root)
+    io.write_json(description_path, provenance.dataset_description(version, provenance.git_remote_url(root)))
+    logger.info("%s: dlmi-workflow %s", description_path, version)
+
+
+if __name__ == "__main__":
+    sm = snakemake  # noqa: F821
+    main(sm.output.description, Path(sm.scriptdir).resolve().parent, sm.log[0])
+    runlog.finish(sm)
