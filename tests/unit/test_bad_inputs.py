@@ -6,6 +6,7 @@ that need two files (a label map on the grid of its image, a non-empty mask). Me
 import gzip
 import importlib.util
 import logging
+import os
 
 import nibabel as nib
 import numpy as np
@@ -395,3 +396,16 @@ def test_missing_participants_table(tmp_path, participants_schema):
     with pytest.raises(io.InputError) as err:
         cohort.read_participants(tmp_path / "participants.tsv", EXPECTED, participants_schema)
     assert message(err) == f"{tmp_path / 'participants.tsv'}: file not found"
+
+
+def test_atomic_writes_give_the_usual_file_mode(tmp_path):
+    """Results are readable by the group on a shared cluster, as with a plain open(): the writers' temporary
+    files (mkstemp, 0600) get the mode the umask allows before they are renamed."""
+    old = os.umask(0o022)
+    try:
+        io.write_json(tmp_path / "x.json", {"a": 1})
+        io.save_nifti(tmp_path / "x.nii.gz", np.zeros((2, 2, 2)), np.eye(4))
+    finally:
+        os.umask(old)
+    for name in ("x.json", "x.nii.gz"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644
