@@ -85,11 +85,8 @@ def _subjects(ids: list[str]) -> str:
 
 def _device_used() -> str:
     """The torch device the job computed on: what `dlmi.device.pick_device` chose, else the CPU."""
-    if "torch" not in sys.modules:
-        return "cpu"
-    from dlmi import device
-
-    used = device.devices_used()
+    device = sys.modules.get("dlmi.device")  # not imported: the job never picked a device (and has no torch)
+    used = device.devices_used() if device else []
     return ", ".join(device.describe(d) for d in used) if used else "cpu"
 
 
