@@ -1,5 +1,6 @@
 # Sample table, path helpers and input functions shared by every stage.
 
+import dlmi.cluster
 import dlmi.config
 from dlmi.cohort import subject_ids
 
@@ -82,3 +83,20 @@ def qc_inputs(wildcards):
     if overlay is not None:
         inputs["overlays"] = per_subject(overlay) if "{subject}" in overlay else [overlay]
     return inputs
+
+
+def check_profile_resources():
+    """Stop at parse time, before any submission, when the profile's resources would be ignored by the
+    SLURM executor or ask for a GPU under device: cpu (see dlmi.cluster). Called at the end of the
+    Snakefile, once every rule exists."""
+    settings = workflow.resource_settings
+    errors = dlmi.cluster.profile_errors(
+        dlmi.cluster.plain_resources(settings.default_resources),
+        {rule: dlmi.cluster.plain_resources(res) for rule, res in settings.overwrite_resources.items()},
+        device=config["device"],
+        rules=[rule.name for rule in workflow.rules],
+        custom_resources=list(settings.resources),
+        set_threads=list(settings.overwrite_threads),
+    )
+    if errors:
+        raise dlmi.cluster.ProfileError("\n".join(errors))
