@@ -9,6 +9,7 @@ import sys
 SCRIPTS = os.path.normpath(os.path.join(workflow.basedir, "../scripts"))
 sys.path.insert(0, SCRIPTS)
 
+import dlmi.cluster
 import dlmi.config
 import dlmi.runlog
 import dlmi.sources
@@ -121,3 +122,20 @@ def group_waiting_message(snakemake_log):
     text = "".join(open(path).read() for path in logs if os.path.exists(path))
     failed = [s for s in dlmi.runlog.failed_subjects(text) if s in GROUP_SUBJECTS]
     return dlmi.runlog.group_waiting_message(failed, [s for s in waiting if s not in failed])
+
+
+def check_profile_resources():
+    """Stop at parse time, before any submission, when the profile's resources would be ignored by the
+    SLURM executor or ask for a GPU under device: cpu (see dlmi.cluster). Called at the end of the
+    Snakefile, once every rule exists."""
+    settings = workflow.resource_settings
+    errors = dlmi.cluster.profile_errors(
+        dlmi.cluster.plain_resources(settings.default_resources),
+        {rule: dlmi.cluster.plain_resources(res) for rule, res in settings.overwrite_resources.items()},
+        device=config["device"],
+        rules=[rule.name for rule in workflow.rules],
+        custom_resources=list(settings.resources),
+        set_threads=list(settings.overwrite_threads),
+    )
+    if errors:
+        raise dlmi.cluster.ProfileError("\n".join(errors))
