@@ -37,8 +37,11 @@ def main(argv):
                 rows.append(row)
     columns = ["name", "ours_s", "peer", "peer_s", "ratio", "ours_quality", "peer_quality", "quality_name", "device"]
     table = pd.DataFrame(rows, columns=columns)
+    shown = table.copy()
+    for column in ("ours_quality", "peer_quality"):  # job counts as integers, errors to 4 digits
+        shown[column] = [f"{v:.0f}" if float(v).is_integer() else f"{v:.4g}" for v in table[column]]
     with pd.option_context("display.width", 200, "display.max_colwidth", 48):
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     table.to_csv(HERE / "results.tsv", sep="\t", index=False)
 
 
