@@ -9,7 +9,8 @@ from workflow_runner import REPO, job_counts, snakemake
 
 PROFILES = REPO / "config" / "profiles"
 TINY = REPO / "config" / "tiny.yaml"
-GROUP_LEVEL_JOBS = 12  # build_template, make_participants, gather_features, gather_quality, train_models, 7 qc_figure
+GROUP_LEVEL_JOBS = 13  # build_template, make_participants, describe_dataset, gather_features, gather_quality,
+#                      train_models, 7 qc_figure
 
 
 def submissions(output: str) -> tuple[int, int]:
