@@ -16,8 +16,8 @@ PROFILE = REPO / "config" / "profiles" / "slurm"
 PER_SUBJECT_RULES = {"simulate_anatomy", "simulate_mri", "simulate_ct", "simulate_pet", "reconstruct_mri",
                      "reconstruct_ct", "reconstruct_pet", "register_t1", "register_pet", "segment_t1",
                      "assess_quality", "extract_features"}
-GROUP_LEVEL_JOBS = {"build_template": 1, "make_participants": 1, "gather_features": 1, "gather_quality": 1,
-                    "train_models": 1, "qc_figure": 7}
+GROUP_LEVEL_JOBS = {"build_template": 1, "make_participants": 1, "describe_dataset": 1, "gather_features": 1,
+                    "gather_quality": 1, "train_models": 1, "qc_figure": 7}
 
 
 @pytest.fixture(scope="module")
