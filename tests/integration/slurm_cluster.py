@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "srun")
+BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scancel", "scontrol", "srun")
 # Debian packages that provide BINARIES (what .ci/run installs).
 PACKAGES = ("munge", "slurmctld", "slurmd", "slurm-client")
 
@@ -169,8 +169,26 @@ class LocalSlurm:
             parts.append(f"--- {path.name}\n{path.read_text(errors='replace')[-chars:]}")
         return "\n".join(parts)
 
+    def _cancel_jobs(self, timeout: float) -> None:
+        """scancel this cluster's unfinished jobs (after a failed or timed-out run), so that no job step
+        outlives slurmd, and wait until none is left."""
+        def unfinished():
+            result = subprocess.run(["squeue", "--noheader", "--format=%i"], env=self.env(), capture_output=True,
+                                    text=True, timeout=30, check=False)
+            return result.stdout.split() if result.returncode == 0 else []
+
+        jobs = unfinished()
+        if jobs:
+            subprocess.run(["scancel", *jobs], env=self.env(), capture_output=True, timeout=30, check=False)
+            deadline = time.monotonic() + timeout
+            while unfinished() and time.monotonic() < deadline:
+                time.sleep(0.5)
+
     def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM each daemon by PID (slurmd, slurmctld, then munged), SIGKILL what outlives `timeout`."""
+        """Cancel unfinished jobs, then SIGTERM each daemon by PID (slurmd, slurmctld, munged) and SIGKILL
+        what outlives `timeout`."""
+        if all(self.processes.get(name) and self.processes[name].poll() is None for name in ("slurmctld", "munged")):
+            self._cancel_jobs(timeout)
         for name in ("slurmd", "slurmctld", "munged"):
             proc = self.processes.pop(name, None)
             if proc is None or proc.poll() is not None:
