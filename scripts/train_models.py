@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from dlmi import cohort, config, io, models, runlog
+from dlmi import cohort, io, models, runlog
 from dlmi.features import FEATURE_SETS
 
 
@@ -48,12 +48,11 @@ def plot_roc(predictions: pd.DataFrame, metrics: pd.DataFrame, path):
     plt.close(fig)
 
 
-def main(features_tsv, participants_tsv, participants_schema, metrics_tsv, predictions_tsv, roc_png, params, seed,
-         log=None):
+def main(features_tsv, participants_tsv, participants_schema: dict, metrics_tsv, predictions_tsv, roc_png, params,
+         seed, log=None):
     logger = runlog.start(log, "train_models")
     features = pd.read_csv(features_tsv, sep="\t", dtype={"participant_id": str})
-    participants = cohort.read_participants(participants_tsv, list(features["participant_id"]),
-                                            config.load_yaml(participants_schema))
+    participants = cohort.read_participants(participants_tsv, list(features["participant_id"]), participants_schema)
     table = features.merge(participants[["participant_id", "group"]], on="participant_id", validate="1:1")
     if np.isnan(table[FEATURE_SETS["t1_volumes+pet_suvr"]].to_numpy(float)).any():
         raise ValueError(f"{features_tsv}: missing feature values")
@@ -67,6 +66,6 @@ def main(features_tsv, participants_tsv, participants_schema, metrics_tsv, predi
 if __name__ == "__main__":
     sm = snakemake  # noqa: F821
     with runlog.stop_on_input_error():
-        main(sm.input.features, sm.input.participants, sm.input.participants_schema, sm.output.metrics,
+        main(sm.input.features, sm.input.participants, sm.params.participants_schema, sm.output.metrics,
              sm.output.predictions, sm.output.roc, sm.params.model, sm.params.seed, sm.log[0])
     runlog.finish(sm)

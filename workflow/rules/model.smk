@@ -5,7 +5,6 @@ rule train_models:
     input:
         features=rules.gather_features.output.tsv,
         participants=rules.make_participants.output.tsv,
-        participants_schema=workflow.source_path("../schemas/participants.schema.yaml"),
     output:
         metrics=report(
             group("metrics.tsv"),
@@ -22,6 +21,8 @@ rule train_models:
         ),
     params:
         library=library("train_models"),
+        # the schema's content, not its path: moving the checkout reruns nothing, editing the schema does
+        participants_schema=dlmi.config.load_yaml(workflow.source_path("../schemas/participants.schema.yaml")),
         model=config["model"],
         seed=config["cohort"]["seed"],
     log:
