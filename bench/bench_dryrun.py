@@ -19,7 +19,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-from dlmi.planning import job_counts
+from dlmi.planning import job_counts, listed_jobs
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 SIZES = (100, 1000, 3000)
@@ -32,21 +32,6 @@ def _ours(workdir: Path, subjects: int, *args: str) -> list[str]:
             str(REPO / "config" / "config.yaml"), str(extra), "--cores", "1", *args]
 
 
-def _jobs(listing: str) -> list[dict]:
-    jobs = []
-    for line in listing.splitlines():
-        s = line.strip()
-        if s.startswith(("rule ", "localrule ")) and s.endswith(":"):
-            jobs.append({"rule": s.split()[1].rstrip(":"), "wildcards": {}, "input": [], "output": []})
-        elif jobs and line.startswith("    "):
-            key, _, value = s.partition(": ")
-            if key in ("input", "output"):
-                jobs[-1][key] = [f.strip() for f in value.split(",")]
-            elif key == "wildcards":
-                jobs[-1]["wildcards"] = dict(w.split("=") for w in value.split(", "))
-    return jobs
-
-
 def shape() -> dict:
     """Our DAG's shape, read from the job listing of a 2-subject dry-run: per rule its kind ('subject',
     'stage' or 'once'), the stage values, the number of outputs, and per parent rule the number of that
@@ -54,18 +39,18 @@ def shape() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = subprocess.run(_ours(Path(tmp), 2, "--dry-run", "--forceall"), capture_output=True, text=True,
                              check=True).stdout
-    jobs = _jobs(out)
+    jobs = listed_jobs(out)
     producer = {f: job for job in jobs for f in job["output"]}
     rules: dict = {}
     for job in jobs:
-        wc = job["wildcards"]
+        wc = dict(w.split("=") for w in job["wildcards"].split(", ")) if job["wildcards"] else {}
         kind = "subject" if "subject" in wc else ("stage" if wc else "once")
         rule = rules.setdefault(job["rule"], {"kind": kind, "stages": set(), "outputs": len(job["output"]),
                                               "parents": defaultdict(int)})
         if kind == "stage":
             rule["stages"].add(next(iter(wc.values())))
         per_parent_job = defaultdict(lambda: defaultdict(int))
-        for f in job["input"]:
+        for f in sorted(job["input"]):
             if f in producer:
                 parent = producer[f]
                 per_parent_job[parent["rule"]][id(parent)] += 1

@@ -37,16 +37,31 @@ def job_counts(output: str) -> dict[str, int]:
     return counts
 
 
-def declared_resources(output: str) -> dict[str, dict[str, float]]:
-    """Rule -> its declared mem_mb and runtime (minutes), from a dry-run's job listing."""
-    declared, rule = {}, None
+def listed_jobs(output: str) -> list[dict]:
+    """The jobs of a dry-run's job listing: rule, wildcards (e.g. 'subject=001'; '' for none), input and
+    output files (sets) and the resources line."""
+    jobs = []
     for line in output.splitlines():
         stripped = line.strip()
         if stripped.startswith(("rule ", "localrule ")) and stripped.endswith(":"):
-            rule = stripped.split()[1].rstrip(":")
-        elif rule and stripped.startswith("resources:") and rule not in declared:
-            values = dict(re.findall(r"(\w+)=([0-9.]+)", stripped))
-            declared[rule] = {k: float(values[k]) for k in ("mem_mb", "runtime") if k in values}
+            jobs.append({"rule": stripped.split()[1].rstrip(":"), "wildcards": "", "input": set(), "output": set(),
+                         "resources": ""})
+        elif jobs and line.startswith("    "):
+            key, _, value = stripped.partition(": ")
+            if key in ("input", "output"):
+                jobs[-1][key] = {f.strip() for f in value.split(",")}
+            elif key in ("wildcards", "resources"):
+                jobs[-1][key] = value
+    return jobs
+
+
+def declared_resources(output: str) -> dict[str, dict[str, float]]:
+    """Rule -> its declared mem_mb and runtime (minutes), from a dry-run's job listing."""
+    declared = {}
+    for job in listed_jobs(output):
+        if job["resources"] and job["rule"] not in declared:
+            values = dict(re.findall(r"(\w+)=([0-9.]+)", job["resources"]))
+            declared[job["rule"]] = {k: float(values[k]) for k in ("mem_mb", "runtime") if k in values}
     return declared
 
 

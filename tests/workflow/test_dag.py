@@ -2,6 +2,8 @@
 import pytest
 from conftest import job_counts, snakemake
 
+from dlmi.planning import listed_jobs
+
 PER_SUBJECT = [
     "simulate_anatomy", "simulate_mri", "simulate_ct", "simulate_pet",
     "reconstruct_mri", "reconstruct_ct", "reconstruct_pet",
@@ -47,13 +49,9 @@ def test_lint_is_clean(tmp_path):
 
 def planned_inputs(output: str) -> dict[str, set[str]]:
     """Rule name -> every input file of its planned jobs, parsed from a dry-run's job listing."""
-    inputs, rule = {}, None
-    for line in output.splitlines():
-        stripped = line.strip()
-        if stripped.startswith(("rule ", "localrule ")) and stripped.endswith(":"):
-            rule = stripped.split()[1].rstrip(":")
-        elif rule and stripped.startswith("input:"):
-            inputs.setdefault(rule, set()).update(f.strip() for f in stripped[6:].split(","))
+    inputs = {}
+    for job in listed_jobs(output):
+        inputs.setdefault(job["rule"], set()).update(job["input"])
     return inputs
 
 

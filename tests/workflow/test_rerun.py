@@ -16,24 +16,9 @@ from conftest import REPO, SNAKEMAKE
 from parsed import parse_workflow
 
 from dlmi import sources
+from dlmi.planning import listed_jobs
 
 pytestmark = pytest.mark.slow
-
-
-def listed_jobs(output: str) -> list[dict]:
-    """The jobs of a dry-run listing: rule, wildcards, input and output files."""
-    jobs = []
-    for line in output.splitlines():
-        stripped = line.strip()
-        if stripped.startswith(("rule ", "localrule ")) and stripped.endswith(":"):
-            jobs.append({"rule": stripped.split()[1].rstrip(":"), "wildcards": "", "input": set(), "output": set()})
-        elif jobs and line.startswith("    "):
-            key, _, value = stripped.partition(": ")
-            if key in ("input", "output"):
-                jobs[-1][key] = {f.strip() for f in value.split(",")}
-            elif key == "wildcards":
-                jobs[-1]["wildcards"] = value
-    return jobs
 
 
 def key(job):
