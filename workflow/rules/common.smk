@@ -12,10 +12,13 @@ sys.path.insert(0, SCRIPTS)
 import dlmi.cluster
 import dlmi.config
 import dlmi.runlog
+import dlmi.scheduling
 import dlmi.sources
-from dlmi.cohort import subject_ids
+from dlmi.cohort import draw_participant, from_config, subject_ids
+from snakemake.scheduling.job_scheduler import JobScheduler
 
 dlmi.sources.export_to_jobs(SCRIPTS)
+dlmi.scheduling.limit_reevaluation_timers(JobScheduler)  # one wake-up timer, not one per finished job
 
 config.update(
     dlmi.config.validate(config, dlmi.config.load_yaml(workflow.source_path("../schemas/config.schema.yaml")))
