@@ -21,7 +21,9 @@ def load_template(fractions_path, tissue_path, regions_path, brain_path, voxel_m
     )
 
 
-def main(inp: dict, out: dict, subject: str, cohort_params: dict, effects: dict, pet: dict, voxel_mm, log=None):
+def main(inp: dict, out: dict, subject: str, cohort_params: dict, effects: dict | None, pet: dict, voxel_mm,
+         log=None):
+    """effects: the config's anatomy.effects for an AD subject, None for a CN subject (see common.smk)."""
     logger = runlog.start(log, "simulate_anatomy")
     study = cohort.from_config(cohort_params, effects)
     participant = cohort.draw_participant(study.seed, subject, study)

@@ -533,7 +533,7 @@ def simulate_subject(template: Template, participant: dict, effects: Effects | N
     angles = rng.uniform(-1, 1, 3) * variability.max_rotation_deg
     shift = rng.uniform(-1, 1, 3) * variability.max_translation_mm
     lo, hi = effects.hippocampal_atrophy
-    atrophy = rng.uniform(lo, hi) if hi > lo else lo
+    atrophy = rng.uniform(lo, hi)  # drawn even when lo == hi (returns lo), so later draws never shift
     fdg_scale = 1.0 + variability.fdg_global_sd * rng.standard_normal()
     disp = _displacement_mm(rng, variability, shape, affine)
     fdg_field = _smooth_noise(rng, 1, 30.0)[0]

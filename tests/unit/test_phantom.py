@@ -138,6 +138,16 @@ def test_ad_effect_sizes_match_configuration(template, seed):
         assert gm_fdg(ad, m_ad) / gm_fdg(cn, m_cn) == pytest.approx(1 - drop * 0.8, abs=0.05)
 
 
+def test_effect_sizes_change_nothing_in_a_control_subject(template):
+    """A CN subject is the same person whatever the AD effect sizes, zero included: the same draws are made
+    in the same order (an atrophy range of zero width once skipped a draw and shifted every later one)."""
+    default = _simulate(template, "CN", 70.0, 8, effects=ph.Effects())
+    null = _simulate(template, "CN", 70.0, 8, effects=ph.Effects.null())
+    for key in ("fractions", "regions", "t1_ms", "fdg", "ct_hu", "transform"):
+        assert np.array_equal(default[key], null[key]), key
+    assert default["applied"] == null["applied"] and default["volumes_ml"] == null["volumes_ml"]
+
+
 def test_null_effects_give_identical_groups(template):
     cn = _simulate(template, "CN", 80.0, 5, effects=ph.Effects.null())
     ad = _simulate(template, "AD", 80.0, 5, effects=ph.Effects.null())

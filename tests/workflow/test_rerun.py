@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from conftest import REPO, SNAKEMAKE
@@ -94,6 +95,21 @@ def test_an_edit_of_the_ct_kernels_reruns_the_rules_that_import_them(copies):
     users = {"simulate_ct", "reconstruct_ct", "simulate_pet", "reconstruct_pet"}  # dlmi.pet imports dlmi.ct
     planned = check_exactly_downstream(repo, study, lambda job: job["rule"] in users)
     assert not {rule for rule, _ in planned} & {"simulate_mri", "reconstruct_mri", "register_t1", "segment_t1"}
+
+
+def test_an_effect_size_reruns_the_ad_subjects_only(copies):
+    """A control's anatomy does not depend on the disease effect sizes, so changing one re-runs the AD
+    subjects (and the participants table, whose AD scores it changes) and what follows them."""
+    repo, study = copies
+    participants = pd.read_csv(study / "results" / "participants.tsv", sep="\t", dtype=str)
+    ad = {f"subject={p.removeprefix('sub-')}" for p in participants.participant_id[participants.group == "AD"]}
+    assert ad and len(ad) < len(participants)
+    planned = check_exactly_downstream(
+        repo, study, lambda job: (job["rule"], job["wildcards"]) in {("simulate_anatomy", s) for s in ad}
+        or job["rule"] == "make_participants",
+        config={"anatomy": {"effects": {"hippocampal_atrophy": [0.25, 0.35]}}},
+    )
+    assert {wildcards for _, wildcards in planned if wildcards.startswith("subject=")} == ad
 
 
 def test_a_new_subject_runs_that_subject_and_the_group_stage_only(copies):

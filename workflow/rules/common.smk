@@ -32,6 +32,13 @@ ENVS = "../../envs"
 SUBJECT_DRAWS = {k: config["cohort"][k] for k in ("seed", "ad_fraction", "age_range")}
 
 
+def subject_effects(wildcards):
+    """The disease effect sizes a subject's anatomy depends on: the config's for an AD subject, none for a
+    CN subject (its anatomy does not depend on them), so that new effect sizes re-run only AD subjects."""
+    participant = draw_participant(config["cohort"]["seed"], wildcards.subject, from_config(SUBJECT_DRAWS))
+    return config["anatomy"]["effects"] if participant["group"] == "AD" else None
+
+
 wildcard_constraints:
     subject=r"[0-9]{3,4}",
 

@@ -66,7 +66,7 @@ rule simulate_anatomy:
     params:
         library=library("simulate_anatomy"),
         cohort=SUBJECT_DRAWS,
-        effects=config["anatomy"]["effects"],
+        effects=subject_effects,
         pet=config["acquisition"]["pet"],
         voxel_mm=config["anatomy"]["voxel_mm"],
     log:
