@@ -9,6 +9,7 @@ def main(pet_path, t1w_path, xfm_path, pet_in_t1_path, params, device="auto", th
     pet, pet_affine = io.load_nifti(pet_path)
     t1w, t1_affine = io.load_nifti(t1w_path)
     transform = registration.rigid_register(t1w, pet, t1_affine, pet_affine, metric="mi", bins=params["bins"],
+                                            levels=params["levels"], iterations=params["iterations"],
                                             device=pick_device(device))
     registration.write_transform(xfm_path, transform)
     io.save_nifti(pet_in_t1_path, registration.resample(pet, pet_affine, t1w.shape, t1_affine, transform),

@@ -83,18 +83,16 @@ def _check_consistency(config: dict) -> None:
             f"config key 'acquisition.pet.voxel_mm': {pet_mm} is not an integer multiple of "
             f"anatomy.voxel_mm ({anat_mm})"
         )
-    reg = config["registration"]["t1_to_template"]
-    if len(reg["levels"]) != len(reg["iterations"]):
-        raise ConfigError(
-            "config key 'registration.t1_to_template.iterations': needs one entry per level "
-            f"({len(reg['levels'])} levels, {len(reg['iterations'])} entries)"
-        )
-    nonlinear = reg["nonlinear"]
-    if len(nonlinear["levels"]) != len(nonlinear["iterations"]):
-        raise ConfigError(
-            "config key 'registration.t1_to_template.nonlinear.iterations': needs one entry per level "
-            f"({len(nonlinear['levels'])} levels, {len(nonlinear['iterations'])} entries)"
-        )
+    registration = config["registration"]
+    pyramids = {"registration.t1_to_template": registration["t1_to_template"],
+                "registration.t1_to_template.nonlinear": registration["t1_to_template"]["nonlinear"],
+                "registration.pet_to_t1": registration["pet_to_t1"]}
+    for key, pyramid in pyramids.items():
+        if len(pyramid["levels"]) != len(pyramid["iterations"]):
+            raise ConfigError(
+                f"config key '{key}.iterations': needs one entry per level "
+                f"({len(pyramid['levels'])} levels, {len(pyramid['iterations'])} entries)"
+            )
     n, excluded = config["cohort"]["n_subjects"], config["cohort"]["exclude"]
     unknown = [s for s in excluded if not 1 <= int(s) <= n]
     if unknown:

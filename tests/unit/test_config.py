@@ -95,3 +95,16 @@ def test_invalid_yaml_names_the_file_and_line(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_yaml(bad)
     assert str(err.value) == f"{bad}: not valid YAML (line 3: expected ',' or ']', but got ':')"
+
+
+@pytest.mark.parametrize("key", ["registration.t1_to_template", "registration.t1_to_template.nonlinear",
+                                 "registration.pet_to_t1"])
+def test_each_pyramid_needs_one_iteration_count_per_level(schema, default, key):
+    config = copy.deepcopy(default)
+    pyramid = config
+    for part in key.split("."):
+        pyramid = pyramid[part]
+    pyramid["levels"], pyramid["iterations"] = [4, 2], [10]
+    with pytest.raises(ConfigError) as err:
+        validate(config, schema)
+    assert str(err.value) == f"config key '{key}.iterations': needs one entry per level (2 levels, 1 entries)"
