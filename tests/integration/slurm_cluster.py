@@ -117,7 +117,8 @@ class LocalSlurm:
                 cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env(), start_new_session=True
             )
 
-    def start(self, timeout: float = 60.0) -> LocalSlurm:
+    def start(self, timeout: float = 300.0) -> LocalSlurm:
+        """Start the daemons; `timeout` only bounds a daemon that never comes up (they take seconds)."""
         self.root.mkdir(parents=True, exist_ok=True)
         munge = self.root / "munge"
         for folder in (self.root / "state", self.root / "spool"):

@@ -1,14 +1,23 @@
 """Crash safety, determinism and provenance of a whole study.
 
-One extra tiny study is started from an empty folder, killed with SIGKILL (Snakemake and its job processes)
-while register_t1 runs, given a truncated output of the running job, and re-run the way `make unlock run`
-does. Its NIfTI images (data and affine) and TSV tables must equal those of the session's uninterrupted
-`tiny_study` bit for bit. That comparison is also the determinism check: both studies start from empty
-folders and compute every file themselves (the killed job's outputs are recomputed, nothing is copied), in a
-different job order, with a different PYTHONHASHSEED.
+One extra study of the tiny study's first two subjects (their draws depend only on seed and subject, so they
+are the same people as in the session's `tiny_study`) is started from an empty folder, asked for every
+per-subject output, and killed with SIGKILL (Snakemake and its job processes) at a point in the jobs'
+progress, not in time (below). The markers Snakemake left say which outputs were mid-write (in place, job
+unfinished): a plain run must refuse with IncompleteFilesException naming each of them (Snakemake checks them
+before the lock), and `make run`'s --rerun-incomplete gets past them and stops at the stale lock with
+LockException. After `make unlock` and a planted truncated output, a run with --rerun-incomplete must finish
+with NIfTI images (data and affine), tables, raw data and transforms of the template and of both subjects
+equal to those of the session's uninterrupted `tiny_study`, bit for bit. That comparison is also the
+determinism check: both studies start from empty folders and compute every file themselves (the killed jobs'
+outputs are recomputed, nothing is copied), in a different job order, with a different PYTHONHASHSEED. (The
+group stage's tables are compared bit for bit by the SLURM test, tests/integration.)
+
+The kill comes while a register_t1 job runs, at the first poll (50 a second) that finds a job mid-write:
+another job's output, or register_t1's own affine, which it writes before the velocity field. Which job it was
+is printed and written to `crash-test.log` in the study folder.
 """
 import base64
-import glob
 import json
 import os
 import signal
@@ -25,7 +34,16 @@ from dlmi import provenance
 
 pytestmark = pytest.mark.slow
 TINY = REPO / "config" / "tiny.yaml"
-RUNNING = "logs/register_t1/sub-*.log"  # a mid-study job: its log appears when the job starts
+SUBJECTS = ["001", "002"]
+CONFIGS = [TINY, {"cohort": {"n_subjects": len(SUBJECTS)}}]
+# Every per-subject job is upstream of these (assess_quality reads all of a subject's images and transforms).
+TARGETS = [f"results/sub-{s}/{path}" for s in SUBJECTS
+           for path in (f"sub-{s}_features.tsv", f"qc/sub-{s}_recon.tsv", f"qc/sub-{s}_registration.tsv",
+                        f"qc/sub-{s}_segmentation.tsv")]
+CHOSEN = "register_t1"  # the mid-study job that must be running at the kill
+CHOSEN_OUTPUT = "_space-template_desc-warped_T1w.nii.gz"  # its last output (rules/register.smk)
+CHOSEN_OUTPUTS = (CHOSEN_OUTPUT, "_from-T1w_to-template_mode-image_xfm.txt",
+                  "_from-T1w_to-template_desc-velocity_xfm.nii.gz")
 
 
 def outputs(results: Path) -> list[Path]:
@@ -34,27 +52,64 @@ def outputs(results: Path) -> list[Path]:
                   and not provenance.is_sidecar(p) and p.name != "report.html" and not p.name.startswith("."))
 
 
-def start_killed_study(workdir: Path) -> str:
-    """Start the tiny study in its own process group, SIGKILL the group while register_t1 runs; returns
-    a subject whose register_t1 job was running."""
+def marked(workdir: Path) -> list[str]:
+    """Output paths (relative to `workdir`) that Snakemake marks incomplete: those of the jobs it has started
+    and not yet seen finish."""
+    folder = workdir / ".snakemake" / "incomplete"
+    names = [p.name for p in folder.iterdir()] if folder.is_dir() else []
+    found = []
+    for name in names:
+        try:
+            found.append(base64.b64decode(name).decode())
+        except ValueError:  # a marker being written or removed as we read
+            continue
+    return sorted(found)
+
+
+def mid_write(workdir: Path, paths: list[str]) -> list[str]:
+    """Of the marked outputs, those already in place: their job had renamed them in when it was stopped."""
+    return [p for p in paths if (workdir / p).exists()]
+
+
+def of_other_jobs(paths: list[str]) -> list[str]:
+    """The paths that no register_t1 job writes."""
+    return [p for p in paths if not p.endswith(CHOSEN_OUTPUTS)]
+
+
+def start_killed_study(workdir: Path) -> dict:
+    """Start the study in its own process group and SIGKILL the group at a moment when a register_t1 job runs
+    and some job is mid-write: another job's output, or register_t1's own first output (its affine), is in
+    place while its job is unfinished. Both are points in the jobs' progress, not in time. Returns what the
+    markers showed right after the kill."""
+    extra = workdir / "subjects.yaml"
+    extra.write_text(f"cohort:\n  n_subjects: {len(SUBJECTS)}\n")
     cmd = [str(SNAKEMAKE), "-s", str(SNAKEFILE), "--directory", str(workdir), "--configfile",
-           str(REPO / "config" / "config.yaml"), str(TINY), "--cores", "2"]
+           str(REPO / "config" / "config.yaml"), str(TINY), str(extra), "--cores", "2", *TARGETS]
     env = dict(os.environ, PYTHONHASHSEED="12345")  # the tiny_study fixture runs with 0
     with open(workdir / "killed-run.log", "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    deadline = time.monotonic() + 1200
-    while not glob.glob(str(workdir / RUNNING)):
-        assert proc.poll() is None, (workdir / "killed-run.log").read_text()[-4000:]
-        assert time.monotonic() < deadline, "register_t1 never started"
-        time.sleep(0.2)
-    time.sleep(1.0)
+    while True:
+        assert proc.poll() is None, "no kill moment came: " + (workdir / "killed-run.log").read_text()[-4000:]
+        now = marked(workdir)
+        if any(p.endswith(CHOSEN_OUTPUT) for p in now) and mid_write(workdir, now):
+            break
+        time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    # Snakemake marks the outputs of each job it starts as incomplete until the job has finished.
-    marked = [base64.b64decode(p.name).decode() for p in (workdir / ".snakemake" / "incomplete").iterdir()]
-    warped = sorted(m for m in marked if m.endswith("_space-template_desc-warped_T1w.nii.gz"))
-    assert warped, f"no register_t1 job was running at the kill: {marked}"
-    return warped[0].split("/")[1].removeprefix("sub-")
+    at_kill = marked(workdir)
+    chosen = [p for p in at_kill if p.endswith(CHOSEN_OUTPUT)]
+    assert chosen, f"no {CHOSEN} job was running at the kill: {at_kill}"
+    return {"subject": chosen[0].split("/")[1].removeprefix("sub-"), "marked": at_kill,
+            "mid_write": mid_write(workdir, at_kill)}
+
+
+def report(pytestconfig, workdir: Path, text: str) -> None:
+    """Show `text` in the test session's output (not captured) and keep it in the study folder."""
+    with open(workdir / "crash-test.log", "a") as log:
+        log.write(text + "\n")
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        print(f"\n[crash test] {text}")
 
 
 def planned_jobs(log: str) -> set[tuple[str, str]]:
@@ -70,30 +125,43 @@ def planned_jobs(log: str) -> set[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def crashed_study(tmp_path_factory):
+def crashed_study(tmp_path_factory, pytestconfig):
     workdir = tmp_path_factory.mktemp("crash")
-    subject = start_killed_study(workdir)
+    kill = start_killed_study(workdir)
+    subject, in_place = kill["subject"], kill["mid_write"]
     results = workdir / "results"
-    assert not (results / "group" / "metrics.tsv").exists()  # the kill came mid-study
-    locked = snakemake(workdir, "--cores", "2", configs=[TINY], check=False)
-    assert locked.returncode != 0 and "LockException" in locked.stdout + locked.stderr
-    snakemake(workdir, "--unlock", configs=[TINY])  # as `make unlock` does
+    assert not all((workdir / target).exists() for target in TARGETS)  # the kill came mid-study
+    others = of_other_jobs(in_place)
+    report(pytestconfig, workdir, f"killed while {CHOSEN} ran for sub-{subject}; outputs of started, unfinished "
+           f"jobs: {len(kill['marked'])}; mid-write (output already in place): {in_place}, of them written by "
+           f"a job other than {CHOSEN}: {others or 'none'}")
+    # A plain run stops at the incomplete files, which Snakemake checks before the lock, naming each one.
+    plain = snakemake(workdir, "--cores", "2", *TARGETS, configs=CONFIGS, check=False)
+    said = plain.stdout + plain.stderr
+    assert plain.returncode != 0 and "IncompleteFilesException" in said, said[-3000:]
+    assert in_place and all(path in said for path in in_place), said[-3000:]
+    # `make run` (--rerun-incomplete) gets past them and stops at the stale lock.
+    locked = snakemake(workdir, "--cores", "2", "--rerun-incomplete", *TARGETS, configs=CONFIGS, check=False)
+    said = locked.stdout + locked.stderr
+    assert locked.returncode != 0 and "LockException" in said, said[-3000:]
+    assert not all((workdir / target).exists() for target in TARGETS)  # the refused runs computed nothing
+    snakemake(workdir, "--unlock", configs=CONFIGS)  # as `make unlock` does
     # A truncated file under the final name of the running job's output, as a non-atomic writer would leave
     # (or a complete file of a job killed before it wrote its other outputs).
     valid = results / f"sub-{subject}" / "anat" / f"sub-{subject}_desc-recon_T1w.nii.gz"
-    truncated = results / f"sub-{subject}" / "anat" / f"sub-{subject}_space-template_desc-warped_T1w.nii.gz"
+    truncated = results / f"sub-{subject}" / "anat" / f"sub-{subject}{CHOSEN_OUTPUT}"
     truncated.write_bytes(valid.read_bytes()[:300])
-    refused = snakemake(workdir, "--dry-run", "--cores", "2", configs=[TINY], check=False)
+    refused = snakemake(workdir, "--dry-run", "--cores", "2", *TARGETS, configs=CONFIGS, check=False)
     assert refused.returncode != 0 and "IncompleteFilesException" in refused.stdout + refused.stderr
     assert str(truncated.relative_to(workdir)) in refused.stdout + refused.stderr
-    rerun = snakemake(workdir, "--cores", "2", "--rerun-incomplete", configs=[TINY])  # as `make run` does
+    rerun = snakemake(workdir, "--cores", "2", "--rerun-incomplete", *TARGETS, configs=CONFIGS)  # as `make run`
     return workdir, subject, rerun
 
 
 def test_rerun_after_sigkill_completes_and_redoes_the_killed_job(crashed_study):
     workdir, subject, rerun = crashed_study
     assert ("register_t1", f"subject={subject}") in planned_jobs(rerun.stdout + rerun.stderr)
-    assert "Nothing to be done" in snakemake(workdir, "--dry-run", "--cores", "2", configs=[TINY]).stdout
+    assert "Nothing to be done" in snakemake(workdir, "--dry-run", "--cores", "2", *TARGETS, configs=CONFIGS).stdout
     assert not [p for p in (workdir / "results").rglob(".*")]  # the killed writers' temporaries are cleared
 
 
@@ -110,15 +178,16 @@ def same_content(a: Path, b: Path) -> bool:
 
 
 def test_rerun_equals_an_uninterrupted_run_bit_for_bit(crashed_study, tiny_study):
-    """Images, tables, raw data, transforms and JSON outputs of the killed-and-rerun study equal the
-    uninterrupted study's; since both ran from empty folders this is the from-scratch determinism check too.
-    Figures are left out, and dataset_description.json, which holds the code version."""
+    """Images, tables, raw data, transforms and JSON outputs of the template and of the two subjects in the
+    killed-and-rerun study equal the uninterrupted study's; since both ran from empty folders this is the
+    from-scratch determinism check too. Figures are left out."""
     (crashed, _, _), (reference, _) = crashed_study, tiny_study
-    files = outputs(reference / "results")
-    assert files == outputs(crashed / "results")
-    compared = [f for f in files if f.suffix != ".png" and f.name != "dataset_description.json"]
-    assert len([f for f in compared if f.name.endswith(".nii.gz")]) > 100
-    assert len([f for f in compared if f.suffix == ".tsv"]) > 20
+    files = outputs(crashed / "results")
+    assert {f.parts[0] for f in files} == {"template"} | {f"sub-{s}" for s in SUBJECTS}
+    assert set(files) <= set(outputs(reference / "results"))
+    compared = [f for f in files if f.suffix != ".png"]
+    assert len([f for f in compared if f.name.endswith(".nii.gz")]) > 40
+    assert len([f for f in compared if f.suffix == ".tsv"]) >= 4 * len(SUBJECTS)
     differ = [str(f) for f in compared if not same_content(reference / "results" / f, crashed / "results" / f)]
     assert differ == []
 
@@ -157,9 +226,12 @@ def test_dataset_description(tiny_study):
 
 
 def test_config_hash_is_stable_across_runs_and_follows_the_config(crashed_study, tiny_study, tmp_path):
+    """Records written before the kill and by the rerun share one hash; another cohort size, or another
+    model setting, gives another hash."""
     (crashed, _, _), (reference, _) = crashed_study, tiny_study
     hashes = {r["ConfigHash"] for r in records(crashed / "results").values()}
-    assert hashes == {r["ConfigHash"] for r in records(reference / "results").values()}
+    reference_hashes = {r["ConfigHash"] for r in records(reference / "results").values()}
+    assert len(hashes) == 1 and len(reference_hashes) == 1 and hashes != reference_hashes
     snakemake(tmp_path, "--cores", "1", "results/participants.tsv", configs=[TINY, {"model": {"bootstrap": 100}}])
     changed = json.loads((tmp_path / "results" / "participants.prov.json").read_text())["ConfigHash"]
-    assert changed not in hashes
+    assert changed not in hashes | reference_hashes
