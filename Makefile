@@ -1,4 +1,5 @@
 # dlmi-workflow. `make run`: install + default study + report. `make test`: install + the whole suite.
+# `make test-fast`: the suite without the end-to-end studies.
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -10,7 +11,7 @@ SMK := $(BIN)/snakemake --configfile $(CONFIG) --config output_dir=$(OUT)
 # The CPU torch wheel lies on local disk; point pip at it when the folder exists.
 PIP_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: install run unlock test bench plan dry-run report lint clean
+.PHONY: install run unlock test test-fast bench plan dry-run report lint clean
 
 install: $(VENV)/.installed
 
@@ -40,19 +41,25 @@ report: install
 dry-run: install
 	$(SMK) --cores $(CORES) --dry-run --quiet rules
 
-# `make plan SUBJECTS=1000 PROFILE=config/profiles/slurm-gpu`: jobs per rule, CPU/GPU-hours, peak memory.
+# `make plan SUBJECTS=1000 PROFILE="config/profiles/slurm config/profiles/slurm-gpu"`: jobs per rule,
+# CPU/GPU-hours, peak memory, from the resources the profiles (given in this order) ask SLURM for.
 plan: install
-	$(BIN)/python -m dlmi.planning --configfile $(CONFIG) --benchmarks benchmarks \
-		$(if $(SUBJECTS),--subjects $(SUBJECTS)) $(if $(PROFILE),--profile $(PROFILE))
+	$(BIN)/python -m dlmi_workflow.planning --configfile $(CONFIG) --benchmarks benchmarks \
+		$(if $(SUBJECTS),--subjects $(SUBJECTS)) $(foreach profile,$(PROFILE),--profile $(profile))
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest tests
+
+# Everything but the end-to-end studies (tests marked slow, or using a study fixture): a few minutes.
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest tests -m "not slow"
 
 bench: install
 	$(BIN)/python bench/run.py
 
 lint: $(VENV)/.installed-test
 	$(BIN)/snakemake --lint --configfile $(CONFIG)
+	$(BIN)/snakefmt --check workflow
 	$(BIN)/ruff check scripts tests bench
 
 clean:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-from dlmi.planning import job_counts, listed_jobs
+from dlmi_workflow.snakemake_interface import job_counts, listed_jobs  # noqa: E402
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 SIZES = (100, 1000, 3000)

@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pandas as pd
 
-from dlmi import deformable, features, io, qc, registration, runlog
-from dlmi.phantom import REGIONS
-from dlmi.segmentation import CLASSES
+from dlmi import deformable, features, io, qc, registration
+from dlmi.labels import BRAIN_CLASSES, REGIONS, TISSUE_LABELS
+from dlmi_workflow import runlog
 
 REGISTRATION_LABELS = ("hippocampus_L", "hippocampus_R", "ventricle_L", "ventricle_R", "frontal", "temporal",
                        "parietal", "occipital", "cerebellum")
@@ -57,13 +57,14 @@ def segmentation_rows(inp):
     posteriors = {"gm": maps["gm"], "csf": maps["csf"]}
     voxel_ml = abs(np.linalg.det(affine[:3, :3])) / 1000.0
     rows = []
-    for k, name in enumerate(CLASSES, start=1):  # tissue classes: label k in both maps
+    for name in BRAIN_CLASSES:
+        k = TISSUE_LABELS[name]
         rows.append({"structure": name, "dice": qc.dice(tissue == k, truth_tissue == k),
                      "volume_ml": float((tissue == k).sum() * voxel_ml),
                      "truth_volume_ml": float((truth_tissue == k).sum() * voxel_ml)})
     measured = features.regional_volumes(posteriors, regions, REGIONS, voxel_ml)
     for feature, (name, tissue_name) in features.VOLUME_FEATURES.items():
-        segmented = (regions == REGIONS[name]) & (tissue == CLASSES.index(tissue_name) + 1)
+        segmented = (regions == REGIONS[name]) & (tissue == TISSUE_LABELS[tissue_name])
         truth_mask = truth_regions == REGIONS[name]
         rows.append({"structure": name, "dice": qc.dice(segmented, truth_mask), "volume_ml": measured[feature],
                      "truth_volume_ml": float(truth_mask.sum() * voxel_ml)})

@@ -2,7 +2,8 @@
 import numpy as np
 import torch
 
-from dlmi import io, mri, phantom, runlog
+from dlmi import io, mri, phantom
+from dlmi_workflow import runlog
 
 
 def main(out: dict, voxel_mm: float, mri_params: dict, log=None):

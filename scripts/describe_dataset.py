@@ -1,7 +1,8 @@
 """Rule describe_dataset: dataset_description.json of the output folder (a BIDS derivative dataset)."""
 from pathlib import Path
 
-from dlmi import io, provenance, runlog
+from dlmi import io
+from dlmi_workflow import provenance, runlog
 
 
 def main(description_path, root, log=None):
@@ -13,5 +14,6 @@ def main(description_path, root, log=None):
 
 if __name__ == "__main__":
     sm = snakemake  # noqa: F821
-    main(sm.output.description, Path(sm.scriptdir).resolve().parent, sm.log[0])
+    with runlog.stop_on_input_error():
+        main(sm.output.description, Path(sm.scriptdir).resolve().parent, sm.log[0])
     runlog.finish(sm)

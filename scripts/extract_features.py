@@ -2,19 +2,19 @@
 import numpy as np
 import pandas as pd
 
-from dlmi import features, io, runlog
-from dlmi.phantom import REFERENCE_REGION, REGIONS
-from dlmi.segmentation import CLASSES
+from dlmi import features, io
+from dlmi.labels import BRAIN_CLASSES, REFERENCE_REGION, REGIONS
+from dlmi_workflow import runlog
 
 
 def main(csf, gm, wm, regions, pet_in_t1, tsv, subject, log=None):
     logger = runlog.start(log, "extract_features")
     posteriors, grids = {}, {}
-    for name, path in zip(CLASSES, (csf, gm, wm)):
+    for name, path in zip(BRAIN_CLASSES, (csf, gm, wm)):
         posteriors[name], grids[name] = io.load_nifti(path)
-    affine = grids[CLASSES[0]]
-    reference = (csf, posteriors[CLASSES[0]].shape, affine)  # every map must lie on the T1w grid
-    for name, path in zip(CLASSES[1:], (gm, wm)):
+    affine = grids[BRAIN_CLASSES[0]]
+    reference = (csf, posteriors[BRAIN_CLASSES[0]].shape, affine)  # every map must lie on the T1w grid
+    for name, path in zip(BRAIN_CLASSES[1:], (gm, wm)):
         io.check_same_grid(path, posteriors[name].shape, grids[name], *reference, what="tissue map")
     labels, labels_affine = io.load_nifti(regions, dtype=np.int32)
     io.check_same_grid(regions, labels.shape, labels_affine, *reference)
@@ -25,7 +25,10 @@ def main(csf, gm, wm, regions, pet_in_t1, tsv, subject, log=None):
     row = {"participant_id": f"sub-{subject}", **features.regional_volumes(posteriors, labels, REGIONS, voxel_ml)}
     row["icv_ml"] = features.intracranial_volume(np.stack(list(posteriors.values())), voxel_ml)
     targets = {name: REGIONS[name] for name in features.SUVR_TARGETS}
-    ratios = features.suvr(pet, labels, targets, REGIONS[REFERENCE_REGION], posteriors["gm"])
+    try:
+        ratios = features.suvr(pet, labels, targets, REGIONS[REFERENCE_REGION], posteriors["gm"])
+    except io.InputError as err:  # an empty region or no reference uptake: name the files
+        raise io.InputError(f"{pet_in_t1}: SUVR in the regions of {regions}, weighted by {gm}: {err}") from None
     row.update({f"suvr_{name}": value for name, value in ratios.items()})
     io.write_tsv(tsv, pd.DataFrame([row]))
     logger.info("features: %s", row)

@@ -4,7 +4,8 @@ Each named input (a list of per-subject TSVs) becomes the output of the same nam
 """
 import pandas as pd
 
-from dlmi import io, runlog
+from dlmi import io
+from dlmi_workflow import runlog
 
 
 def main(inputs: dict, outputs: dict, log=None):

@@ -1,5 +1,6 @@
 """Rule make_participants: the cohort's participants.tsv (the truth of group, age, sex, score)."""
-from dlmi import cohort, io, runlog
+from dlmi import cohort, io
+from dlmi_workflow import runlog
 
 
 def main(tsv, sidecar, cohort_params, effects, subjects, log=None):

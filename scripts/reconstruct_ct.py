@@ -2,8 +2,9 @@
 import numpy as np
 import torch
 
-from dlmi import ct, io, runlog
+from dlmi import ct, io
 from dlmi.device import pick_device, set_threads
+from dlmi_workflow import runlog
 
 PARAMS = ("angles_rad", "pixel_mm", "shape", "affine", "mu_water_per_mm")
 
@@ -16,7 +17,7 @@ def main(sinogram_path, ct_path, params, device="auto", threads=1, log=None):
     sinogram = torch.from_numpy(data["sinogram"]).to(dev)
     shape = acq["shape"]
     mu = ct.fbp(sinogram, acq["angles_rad"], (shape[0], shape[1]), pixel_mm=acq["pixel_mm"],
-                filter=params["filter"])
+                filter_name=params["filter"])
     hu = ct.mu_to_hu(mu.permute(1, 2, 0), acq["mu_water_per_mm"])
     io.save_nifti(ct_path, hu.cpu().numpy(), np.array(acq["affine"]))
     logger.info("FBP (%s filter) of %d slices", params["filter"], sinogram.shape[0])

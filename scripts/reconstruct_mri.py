@@ -2,8 +2,9 @@
 import numpy as np
 import torch
 
-from dlmi import io, mri, runlog
+from dlmi import io, mri
 from dlmi.device import pick_device, set_threads
+from dlmi_workflow import runlog
 
 PARAMS = ("n_coils", "voxel_mm", "shape", "affine")
 

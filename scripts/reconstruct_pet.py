@@ -2,8 +2,9 @@
 import numpy as np
 import torch
 
-from dlmi import ct, io, pet, runlog
+from dlmi import ct, io, pet
 from dlmi.device import pick_device, set_threads
+from dlmi_workflow import runlog
 
 PARAMS = ("angles_rad", "pixel_mm", "shape", "affine", "scale")
 

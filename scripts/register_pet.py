@@ -1,6 +1,7 @@
 """Rule register_pet: rigid registration (mutual information) of the PET to the subject's T1."""
-from dlmi import io, registration, runlog
+from dlmi import io, registration
 from dlmi.device import pick_device, set_threads
+from dlmi_workflow import runlog
 
 
 def main(pet_path, t1w_path, xfm_path, pet_in_t1_path, params, device="auto", threads=1, log=None):

@@ -1,6 +1,7 @@
 """Rule register_t1: the subject's T1 to the template, affine then diffeomorphic (multi-resolution NCC)."""
-from dlmi import deformable, io, registration, runlog
+from dlmi import deformable, io, registration
 from dlmi.device import pick_device, set_threads
+from dlmi_workflow import runlog
 
 
 def main(t1w_path, template_path, xfm_path, velocity_path, warped_path, params, device="auto", threads=1, log=None):

@@ -2,9 +2,10 @@
 import numpy as np
 import torch
 
-from dlmi import deformable, io, registration, runlog, segmentation
+from dlmi import deformable, io, registration, segmentation
 from dlmi.device import pick_device, set_threads
-from dlmi.phantom import REGIONS
+from dlmi.labels import BRAIN_CLASSES, REGIONS
+from dlmi_workflow import runlog
 
 # Enlarged ventricles reach past the template's outline, into white matter and the deep grey nuclei around
 # them: ventricular CSF is measured inside the ventricle labels grown by this much into those regions.
@@ -36,10 +37,16 @@ def main(inp, out, device="auto", threads=1, log=None):
         raise io.InputError(f"{inp['xfm']}: the template brain mask maps to no voxel of {inp['t1w']} "
                             "(empty mask after propagation)")
     image, mask_t = torch.from_numpy(t1w).to(dev), torch.from_numpy(mask).to(dev)
-    means = segmentation.class_means(image, torch.from_numpy(prior).to(dev), mask_t)
-    posteriors = segmentation.partial_volume_fractions(image, mask_t, means)
+    try:
+        means = segmentation.class_means(image, torch.from_numpy(prior).to(dev), mask_t)
+    except io.InputError as err:  # a class of the prior is absent
+        raise io.InputError(f"{inp['tissue_prior']}: {err} of {inp['t1w']}") from None
+    try:
+        posteriors = segmentation.partial_volume_fractions(image, mask_t, means)
+    except io.InputError as err:  # not a T1-weighted contrast
+        raise io.InputError(f"{inp['t1w']}: {err}") from None
     labels = segmentation.hard_labels(posteriors, mask_t)
-    for k, name in enumerate(segmentation.CLASSES):
+    for k, name in enumerate(BRAIN_CLASSES):
         io.save_nifti(out[name], posteriors[k].cpu().numpy(), affine)
     io.save_nifti(out["tissue"], labels.cpu().numpy(), affine, dtype=np.uint8)
     io.save_nifti(out["regions"], regions, affine, dtype=np.uint8)

@@ -1,7 +1,8 @@
 """Rule simulate_anatomy: one subject's ground truth (MRI session maps and labels; PET/CT session maps)."""
 import numpy as np
 
-from dlmi import cohort, io, phantom, runlog, seeding
+from dlmi import cohort, io, phantom, seeding
+from dlmi_workflow import runlog
 
 
 def load_template(fractions_path, tissue_path, regions_path, brain_path, voxel_mm) -> phantom.Template:

@@ -2,8 +2,9 @@
 import numpy as np
 import torch
 
-from dlmi import ct, io, runlog, seeding
+from dlmi import ct, io, seeding
 from dlmi.device import pick_device, set_threads
+from dlmi_workflow import runlog
 
 
 def main(ct_path, sinogram_path, subject, seed, params, device="auto", threads=1, log=None):

@@ -2,8 +2,9 @@
 import numpy as np
 import torch
 
-from dlmi import io, mri, runlog, seeding
+from dlmi import io, mri, seeding
 from dlmi.device import pick_device, set_threads
+from dlmi_workflow import runlog
 
 
 def main(inp, out, subject, seed, params, device="auto", threads=1, log=None):

@@ -6,16 +6,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from dlmi import cohort, io, models, runlog
-from dlmi.features import FEATURE_SETS
+from dlmi import cohort, io, models
+from dlmi_workflow import runlog
 
 
 def evaluate(table: pd.DataFrame, params: dict, seed: int):
-    """Metrics rows and out-of-fold predictions for every (classifier, feature set)."""
+    """Metrics rows and out-of-fold predictions for every (classifier, feature set of params["feature_sets"])."""
     labels = (table["group"] == "AD").to_numpy(int)
     rows, predictions = [], []
     for model in models.CLASSIFIERS:
-        for feature_set, columns in FEATURE_SETS.items():
+        for feature_set, columns in params["feature_sets"].items():
             scores = models.cross_validated_scores(
                 table[columns].to_numpy(float), labels, model, folds=params["cv_folds"], seed=seed,
                 repeats=params["cv_repeats"],
@@ -44,18 +44,36 @@ def plot_roc(predictions: pd.DataFrame, metrics: pd.DataFrame, path):
     ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="AD vs CN, out-of-fold ROC")
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with io.atomic_write(path, suffix=".tmp") as tmp:  # not *.png while incomplete
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
+
+
+def check_features(path, features: pd.DataFrame, columns: list[str]) -> None:
+    """Raise InputError naming `path` (the features table, read as `features`) unless it has a participant_id
+    column and the feature `columns`, each holding a finite number for every participant (not empty, n/a,
+    text or inf). Lines are numbered as in the file (the header is line 1)."""
+    missing = [c for c in ["participant_id", *columns] if c not in features.columns]
+    if missing:
+        raise io.InputError(f"{path}: missing column{'s' if len(missing) > 1 else ''} "
+                            + ", ".join(repr(c) for c in missing) + " (feature sets: config key model.feature_sets)")
+    values = features[columns].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, column = np.argwhere(bad)[0]
+        raise io.InputError(f"{path}: line {row + 2} ({features['participant_id'].iloc[row]}): missing feature "
+                            f"value in column {columns[column]!r} ({int(bad.sum())} of {bad.size} values missing "
+                            "or not finite)")
 
 
 def main(features_tsv, participants_tsv, participants_schema: dict, metrics_tsv, predictions_tsv, roc_png, params,
          seed, log=None):
     logger = runlog.start(log, "train_models")
     features = pd.read_csv(features_tsv, sep="\t", dtype={"participant_id": str})
+    columns = list(dict.fromkeys(c for names in params["feature_sets"].values() for c in names))
+    check_features(features_tsv, features, columns)
     participants = cohort.read_participants(participants_tsv, list(features["participant_id"]), participants_schema)
     table = features.merge(participants[["participant_id", "group"]], on="participant_id", validate="1:1")
-    if np.isnan(table[FEATURE_SETS["t1_volumes+pet_suvr"]].to_numpy(float)).any():
-        raise ValueError(f"{features_tsv}: missing feature values")
     metrics, predictions = evaluate(table, params, seed)
     io.write_tsv(metrics_tsv, metrics)
     io.write_tsv(predictions_tsv, predictions)

@@ -8,9 +8,25 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 INTEGRATION = REPO / "tests" / "integration"
 
 
+STUDIES = {"tiny_study", "power_study", "crashed_study", "copies", "slurm", "slurm_study"}  # end-to-end fixtures
+
+
 def pytest_collection_modifyitems(items):
-    """Real-SLURM tests (tests/integration) run last, after everything else in the session."""
+    """Real-SLURM tests (tests/integration) run last, after everything else in the session. A test that
+    runs an end-to-end study (one of STUDIES among its fixtures) is `slow`, so `make test-fast`
+    (`-m "not slow"`) leaves out every study whatever its module says."""
     items.sort(key=lambda item: pathlib.Path(item.path).is_relative_to(INTEGRATION))
+    for item in items:
+        if STUDIES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def template_4mm():
+    """The simulated head template at 4 mm (dlmi.phantom.build_template), built once per session."""
+    from dlmi import phantom
+
+    return phantom.build_template(4.0)
 
 
 @pytest.fixture(scope="session")

@@ -83,10 +83,12 @@ class AgeEffects:
 
 @dataclass(frozen=True)
 class Cohort:
-    """Study parameters: size, seed, group mix, age range (years, uniform, same for both groups), effects."""
+    """Study parameters: size, seed, group mix, age range (years, uniform, same for both groups), effects.
+    The defaults are those of the config schema (workflow/schemas/config.schema.yaml, checked by
+    tests/unit/test_defaults.py)."""
 
-    n_subjects: int = 10
-    seed: int = 42
+    n_subjects: int = 20
+    seed: int = 2026
     ad_fraction: float = 0.5
     age_min: float = 55.0
     age_max: float = 90.0
@@ -135,12 +137,6 @@ from_config = Cohort.from_config
 # MMSE-like score of a cognitively normal 55-year-old and its between-subject SD (points).
 COGNITIVE_SCORE_CN_MEAN = 29.0
 COGNITIVE_SCORE_SD = 1.5
-
-
-def subject_ids(n: int) -> list[str]:
-    """Zero-padded subject labels: ["001", "002", ...] (BIDS label without the "sub-" prefix)."""
-    width = max(3, len(str(int(n))))
-    return [f"{i:0{width}d}" for i in range(1, int(n) + 1)]
 
 
 def draw_participant(study_seed: int, subject_id: str, cohort: Cohort | None = None) -> dict:

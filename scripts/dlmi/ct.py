@@ -36,7 +36,9 @@ import torch
 __all__ = [
     "MU_WATER",
     "MU_WATER_511",
+    "Projector",
     "back_project",
+    "check_float",
     "detector_size",
     "fbp",
     "forward_project",
@@ -46,6 +48,7 @@ __all__ = [
     "poisson",
     "ramp_filter",
     "simulate_transmission",
+    "sinogram_to_columns",
 ]
 
 # Linear attenuation of water at the effective energy of a 120 kVp CT beam (~70 keV), 1/mm.
@@ -82,7 +85,7 @@ def _csr(crow, col, values, size) -> torch.Tensor:
         return torch.sparse_csr_tensor(crow, col, values, size, check_invariants=False)
 
 
-class _Projector:
+class Projector:
     """Sparse weights of a two-tap pixel-driven projector for fixed angles, image shape and detector.
 
     footprint="box": distance-driven footprint (the forward model; see `_taps`), one sample per pixel.
@@ -222,7 +225,8 @@ class _Projector:
         return out
 
 
-def _check_float(x: torch.Tensor, name: str) -> None:
+def check_float(x: torch.Tensor, name: str) -> None:
+    """Refuse anything but a floating-point torch tensor (TypeError naming the argument)."""
     if not torch.is_tensor(x):
         raise TypeError(f"{name} must be a torch tensor, got {type(x).__name__}")
     if not x.is_floating_point():
@@ -234,20 +238,21 @@ def _image_to_columns(image: torch.Tensor) -> torch.Tensor:
     return image.reshape(-1, h * w).transpose(0, 1).contiguous()
 
 
-def _sinogram_to_columns(sinogram: torch.Tensor) -> torch.Tensor:
+def sinogram_to_columns(sinogram: torch.Tensor) -> torch.Tensor:
+    """(..., A, n_det) sinograms -> (A, n_det, batch) columns, the layout `Projector.back_columns` takes."""
     a, n = sinogram.shape[-2:]
     return sinogram.reshape(-1, a, n).permute(1, 2, 0).contiguous()
 
 
-def _project_with(proj: _Projector, image: torch.Tensor) -> torch.Tensor:
+def _project_with(proj: Projector, image: torch.Tensor) -> torch.Tensor:
     """(..., H, W) -> (..., A, n_det) with a prepared projector, unscaled (pixel_mm = 1)."""
     cols = proj.forward_columns(_image_to_columns(image))
     return cols.permute(2, 0, 1).reshape(*image.shape[:-2], proj.angles.numel(), proj.n_det)
 
 
-def _back_project_with(proj: _Projector, sinogram: torch.Tensor) -> torch.Tensor:
+def _back_project_with(proj: Projector, sinogram: torch.Tensor) -> torch.Tensor:
     """(..., A, n_det) -> (..., H, W) with a prepared projector, unscaled (pixel_mm = 1)."""
-    cols = proj.back_columns(_sinogram_to_columns(sinogram))
+    cols = proj.back_columns(sinogram_to_columns(sinogram))
     return cols.transpose(0, 1).reshape(*sinogram.shape[:-2], *proj.shape)
 
 
@@ -261,12 +266,12 @@ def forward_project(image: torch.Tensor, angles, *, pixel_mm: float = 1.0,
     Returns (..., A, n_det) line integrals (dimensionless for 1/mm input) on the device and dtype of `image`.
     Geometry and conventions: see the module docstring.
     """
-    _check_float(image, "image")
+    check_float(image, "image")
     if image.ndim < 2:
         raise ValueError(f"image must have shape (..., H, W), got {tuple(image.shape)}")
     shape = tuple(image.shape[-2:])
     n_det = detector_size(shape) if n_det is None else int(n_det)
-    proj = _Projector(angles, shape, n_det, device=image.device, dtype=image.dtype)
+    proj = Projector(angles, shape, n_det, device=image.device, dtype=image.dtype)
     return _project_with(proj, image) * pixel_mm
 
 
@@ -280,18 +285,18 @@ def back_project(sinogram: torch.Tensor, angles, shape: tuple[int, int], *,
     Each pixel receives pixel_mm times the sum over angles of the footprint-weighted (at most two) detector
     bins its shadow covers (see the module docstring); bins outside the detector count as zero.
     """
-    _check_float(sinogram, "sinogram")
+    check_float(sinogram, "sinogram")
     if sinogram.ndim < 2:
         raise ValueError(f"sinogram must have shape (..., A, n_det), got {tuple(sinogram.shape)}")
     h, w = int(shape[0]), int(shape[1])
     n_ang, n_det = sinogram.shape[-2:]
-    proj = _Projector(angles, (h, w), n_det, device=sinogram.device, dtype=sinogram.dtype)
+    proj = Projector(angles, (h, w), n_det, device=sinogram.device, dtype=sinogram.dtype)
     if proj.angles.numel() != n_ang:
         raise ValueError(f"sinogram has {n_ang} angles but {proj.angles.numel()} angles were given")
     return _back_project_with(proj, sinogram) * pixel_mm
 
 
-def ramp_filter(size: int, filter: str | None = "ramp", *, device=None,
+def ramp_filter(size: int, filter_name: str | None = "ramp", *, device=None,
                 dtype=torch.float64) -> torch.Tensor:
     """Frequency response (size,) of the FBP filter for a zero-padded projection of `size` bins.
 
@@ -299,11 +304,11 @@ def ramp_filter(size: int, filter: str | None = "ramp", *, device=None,
     h[k] = -1 / (pi k)^2 for odd k, 0 for even k != 0; Kak & Slaney 1988, ch. 3, eq. 61), which unlike a
     sampled |f| has no DC offset. Optional apodisation windows in normalised frequency nu (cycles/bin,
     |nu| <= 1/2): "shepp-logan" sinc(nu), "cosine" cos(pi nu), "hamming" 0.54 + 0.46 cos(2 pi nu),
-    "hann" 0.5 + 0.5 cos(2 pi nu). `filter=None` returns ones (plain back-projection).
+    "hann" 0.5 + 0.5 cos(2 pi nu). `filter_name=None` returns ones (plain back-projection).
     """
     if size % 2:
         raise ValueError(f"filter size must be even, got {size}")
-    if filter is None:
+    if filter_name is None:
         return torch.ones(size, device=device, dtype=dtype)
     lag = torch.arange(size, dtype=torch.float64)
     lag = torch.minimum(lag, size - lag)  # circular lag
@@ -311,23 +316,23 @@ def ramp_filter(size: int, filter: str | None = "ramp", *, device=None,
     kernel[0] = 0.25
     response = torch.fft.fft(kernel).real
     nu = torch.fft.fftfreq(size, dtype=torch.float64)
-    if filter == "ramp":
+    if filter_name == "ramp":
         window = torch.ones_like(nu)
-    elif filter == "shepp-logan":
+    elif filter_name == "shepp-logan":
         window = torch.sinc(nu)
-    elif filter == "cosine":
+    elif filter_name == "cosine":
         window = torch.cos(math.pi * nu)
-    elif filter == "hamming":
+    elif filter_name == "hamming":
         window = 0.54 + 0.46 * torch.cos(2 * math.pi * nu)
-    elif filter == "hann":
+    elif filter_name == "hann":
         window = 0.5 + 0.5 * torch.cos(2 * math.pi * nu)
     else:
-        raise ValueError(f"unknown FBP filter {filter!r}: use ramp, shepp-logan, cosine, hamming, hann or None")
+        raise ValueError(f"unknown FBP filter {filter_name!r}: use ramp, shepp-logan, cosine, hamming, hann or None")
     return (response * window).to(device=device, dtype=dtype)
 
 
 def fbp(sinogram: torch.Tensor, angles, shape: tuple[int, int], *, pixel_mm: float = 1.0,
-        filter: str | None = "ramp") -> torch.Tensor:
+        filter_name: str | None = "ramp") -> torch.Tensor:
     """Parallel-beam filtered back-projection.
 
     sinogram: (..., A, n_det) line integrals (dimensionless; e.g. of attenuation in 1/mm), detector bin
@@ -342,7 +347,7 @@ def fbp(sinogram: torch.Tensor, angles, shape: tuple[int, int], *, pixel_mm: flo
     then scaled by pi / A. The finer grid removes most of the blur of plain linear interpolation: on a
     Shepp-Logan phantom the mean absolute error is ~25 % below scikit-image's `iradon` (same ramp filter).
     """
-    _check_float(sinogram, "sinogram")
+    check_float(sinogram, "sinogram")
     if sinogram.ndim < 2:
         raise ValueError(f"sinogram must have shape (..., A, n_det), got {tuple(sinogram.shape)}")
     h, w = int(shape[0]), int(shape[1])
@@ -352,13 +357,13 @@ def fbp(sinogram: torch.Tensor, angles, shape: tuple[int, int], *, pixel_mm: flo
     size = max(64, 2 ** math.ceil(math.log2(2 * n_ext)))
     work = torch.nn.functional.pad(sinogram, (before, size - n_det - before))
     spectrum = torch.fft.rfft(work, dim=-1)
-    spectrum = spectrum * ramp_filter(size, filter, device=sinogram.device, dtype=sinogram.dtype)[: size // 2 + 1]
+    spectrum = spectrum * ramp_filter(size, filter_name, device=sinogram.device, dtype=sinogram.dtype)[: size // 2 + 1]
     # Band-limited interpolation of the filtered projection onto a grid `up` times finer (zero-padding the
     # spectrum; the Nyquist term is split between +/- Nyquist), then linear interpolation at each pixel.
     up = _FBP_UPSAMPLE
     spectrum[..., -1] *= 0.5
     fine = torch.fft.irfft(spectrum, n=up * size, dim=-1)[..., : up * (n_ext + 1)] * up
-    proj = _Projector(angles, (h, w), fine.shape[-1], device=sinogram.device, dtype=sinogram.dtype,
+    proj = Projector(angles, (h, w), fine.shape[-1], device=sinogram.device, dtype=sinogram.dtype,
                       footprint="linear", samples_per_pixel=up, center=up * (n_ext // 2))
     if proj.angles.numel() != n_ang:
         raise ValueError(f"sinogram has {n_ang} angles but {proj.angles.numel()} angles were given")
@@ -414,7 +419,7 @@ def simulate_transmission(line_integrals: torch.Tensor, i0: float, generator) ->
     (counts); generator: torch.Generator (on the tensor's device) or numpy Generator. Draws
     N ~ Poisson(i0 exp(-p)) and returns p_hat = -log(max(N, 1) / i0), same shape/device/dtype.
     """
-    _check_float(line_integrals, "line_integrals")
+    check_float(line_integrals, "line_integrals")
     if not i0 > 0:
         raise ValueError(f"i0 (photons per bin) must be positive, got {i0}")
     counts = poisson(i0 * torch.exp(-line_integrals), generator)

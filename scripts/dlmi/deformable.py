@@ -25,12 +25,12 @@ import torch
 import torch.nn.functional as F
 
 from dlmi.registration import (
-    _as_matrix,
-    _check_pyramid_args,
-    _gaussian_smooth,
-    _ncc_loss,
-    _normalizer,
-    _pyramid_level,
+    as_matrix,
+    check_pyramid_args,
+    gaussian_smooth,
+    ncc_loss,
+    normalizer,
+    pyramid_level,
     voxel_size,
 )
 
@@ -63,7 +63,7 @@ def _check_velocity(velocity) -> torch.Tensor:
 
 def _world_grid(shape, affine, device) -> torch.Tensor:
     """World coordinates (3, X, Y, Z), mm, float32, of the voxel centres of a grid."""
-    A = torch.tensor(_as_matrix(affine), dtype=torch.float64, device=device)
+    A = torch.tensor(as_matrix(affine), dtype=torch.float64, device=device)
     axes = [torch.arange(s, dtype=torch.float64, device=device) for s in shape]
     idx = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=0)  # (3, X, Y, Z)
     w = torch.einsum("ab,bxyz->axyz", A[:3, :3], idx) + A[:3, 3, None, None, None]
@@ -73,8 +73,8 @@ def _world_grid(shape, affine, device) -> torch.Tensor:
 def _world_to_normalized(points: torch.Tensor, shape, affine) -> torch.Tensor:
     """World points (3, ...) mm -> grid_sample coordinates (..., 3) (Z, Y, X order, align_corners=True) of
     the grid (shape, affine)."""
-    N, _, _ = _normalizer(shape, points.device)
-    M = (N @ torch.tensor(np.linalg.inv(_as_matrix(affine)), dtype=torch.float64, device=points.device))
+    N, _, _ = normalizer(shape, points.device)
+    M = (N @ torch.tensor(np.linalg.inv(as_matrix(affine)), dtype=torch.float64, device=points.device))
     M = M.to(points.dtype)
     return torch.einsum("ab,b...->...a", M[:3, :3], points) + M[:3, 3]
 
@@ -90,8 +90,8 @@ def _exp_field(v: torch.Tensor, affine, steps: int) -> torch.Tensor:
     """Displacement (3, X, Y, Z) mm of exp(v) for v (3, X, Y, Z) mm on the grid (shape, affine) by scaling
     and squaring: u <- v / 2^steps, then `steps` times u <- u + u o (id + u). Differentiable."""
     shape = tuple(v.shape[1:])
-    lin = torch.tensor(np.linalg.inv(_as_matrix(affine))[:3, :3], dtype=v.dtype, device=v.device)
-    N, _, _ = _normalizer(shape, v.device)
+    lin = torch.tensor(np.linalg.inv(as_matrix(affine))[:3, :3], dtype=v.dtype, device=v.device)
+    N, _, _ = normalizer(shape, v.device)
     Nl = N[:3, :3].to(v.dtype)
     base = _world_to_normalized(_world_grid(shape, affine, v.device).to(v.dtype), shape, affine)
     to_norm = Nl @ lin  # world displacement (mm) -> normalized displacement
@@ -104,7 +104,7 @@ def _exp_field(v: torch.Tensor, affine, steps: int) -> torch.Tensor:
 
 def _smooth_field(v: torch.Tensor, sigma_vox) -> torch.Tensor:
     """Gaussian smoothing of every channel of v (C, X, Y, Z); sigma per axis in voxels; edges replicated."""
-    return torch.stack([_gaussian_smooth(channel, sigma_vox) for channel in v])
+    return torch.stack([gaussian_smooth(channel, sigma_vox) for channel in v])
 
 
 def _resample_field(field: torch.Tensor, src_affine, dst_shape, dst_affine) -> torch.Tensor:
@@ -163,9 +163,9 @@ def svf_register(fixed, moving, fixed_affine, moving_affine, affine=None, *, lev
     `steps` squarings during the optimisation. Points mapped outside the moving image take its background
     value (median of its boundary voxels). Deterministic on a given device.
     """
-    device = _check_pyramid_args(levels, iterations, metric, ("ncc", "lncc"), fixed, device)
-    fixed_affine, moving_affine = _as_matrix(fixed_affine), _as_matrix(moving_affine)
-    T = np.eye(4) if affine is None else _as_matrix(affine)
+    device = check_pyramid_args(levels, iterations, metric, ("ncc", "lncc"), fixed, device)
+    fixed_affine, moving_affine = as_matrix(fixed_affine), as_matrix(moving_affine)
+    T = np.eye(4) if affine is None else as_matrix(affine)
     fix = _tensor(fixed, device)
     mov = _tensor(moving, device)
     if fix.ndim != 3 or mov.ndim != 3:
@@ -176,8 +176,8 @@ def svf_register(fixed, moving, fixed_affine, moving_affine, affine=None, *, lev
     for level, n_iter in zip(levels, iterations):
         target = level * base_mm
         sigma = 0.5 * target if level > 1 else 0.0
-        f_lvl, Af = _pyramid_level(fix, fixed_affine, sigma, target)
-        m_lvl, Am = _pyramid_level(mov, moving_affine, sigma, 0.5 * target)
+        f_lvl, Af = pyramid_level(fix, fixed_affine, sigma, target)
+        m_lvl, Am = pyramid_level(mov, moving_affine, sigma, 0.5 * target)
         shape = tuple(f_lvl.shape)
         sp = voxel_size(Af)
         # control grid spanning the level grid's corner voxel centres (trilinear, align_corners=True)
@@ -196,9 +196,9 @@ def svf_register(fixed, moving, fixed_affine, moving_affine, affine=None, *, lev
 
         if n_iter > 0:
             x_world = _world_grid(shape, Af, device)
-            G = (torch.tensor(_normalizer(m_lvl.shape, device)[0].cpu().numpy() @ np.linalg.inv(Am) @ T,
+            G = (torch.tensor(normalizer(m_lvl.shape, device)[0].cpu().numpy() @ np.linalg.inv(Am) @ T,
                               dtype=torch.float32, device=device))
-            _, lo, hi = _normalizer(m_lvl.shape, device)
+            _, lo, hi = normalizer(m_lvl.shape, device)
             faces = torch.cat([m_lvl[0].reshape(-1), m_lvl[-1].reshape(-1), m_lvl[:, 0].reshape(-1),
                                m_lvl[:, -1].reshape(-1), m_lvl[:, :, 0].reshape(-1), m_lvl[:, :, -1].reshape(-1)])
             background = faces.median()
@@ -217,7 +217,7 @@ def svf_register(fixed, moving, fixed_affine, moving_affine, affine=None, *, lev
                 inside = ((grid >= lo.to(grid.dtype)) & (grid <= hi.to(grid.dtype))).all(dim=-1)
                 m = torch.where(inside, m, background)
                 if metric == "ncc":
-                    sim = _ncc_loss(f64, f2, m.reshape(-1).to(torch.float64))
+                    sim = ncc_loss(f64, f2, m.reshape(-1).to(torch.float64))
                 else:
                     sim = _lncc_loss(f_lvl.to(torch.float64), m.to(torch.float64), window)
                 loss = sim + regularization * _diffusion(v, sp).to(torch.float64)
@@ -242,7 +242,7 @@ def displacement(velocity, fixed_affine, *, inverse: bool = False, steps: int = 
     `steps` squarings (trilinear interpolation, border values outside the grid)."""
     v = _check_velocity(velocity)
     with torch.no_grad():
-        return _exp_field(-v if inverse else v, _as_matrix(fixed_affine), steps)
+        return _exp_field(-v if inverse else v, as_matrix(fixed_affine), steps)
 
 
 def _sample_world(image, affine, points: torch.Tensor, order: int, fill: float) -> torch.Tensor:
@@ -250,7 +250,7 @@ def _sample_world(image, affine, points: torch.Tensor, order: int, fill: float) 
     inside when the continuous index lies in [-0.5, n - 0.5] on every axis (edge value between the edge
     centre and that limit), `fill` outside; order 0 nearest (keeps the dtype), 1 trilinear (float)."""
     shape = tuple(image.shape)
-    Ainv = torch.tensor(np.linalg.inv(_as_matrix(affine)), dtype=torch.float64, device=points.device)
+    Ainv = torch.tensor(np.linalg.inv(as_matrix(affine)), dtype=torch.float64, device=points.device)
     c = torch.einsum("ab,b...->...a", Ainv[:3, :3], points.to(torch.float64)) + Ainv[:3, 3]
     n = torch.tensor(shape, dtype=torch.float64, device=points.device)
     inside = ((c >= -0.5) & (c <= n - 0.5)).all(dim=-1)
@@ -259,7 +259,7 @@ def _sample_world(image, affine, points: torch.Tensor, order: int, fill: float) 
         vals = image[idx[..., 0], idx[..., 1], idx[..., 2]]
     else:
         work = image.dtype if image.dtype.is_floating_point else torch.float32
-        N, _, _ = _normalizer(shape, points.device)
+        N, _, _ = normalizer(shape, points.device)
         g = (c @ N[:3, :3].T + N[:3, 3]).to(torch.float32)
         vals = _sample_field(image.to(work)[None], g)[0]
     return torch.where(inside, vals, torch.tensor(fill, dtype=vals.dtype, device=vals.device))
@@ -282,9 +282,9 @@ def warp_to_fixed(moving, moving_affine, fixed_shape, fixed_affine, affine, velo
     fixed_shape = tuple(int(s) for s in fixed_shape)
     if tuple(v.shape[1:]) != fixed_shape:
         raise ValueError(f"velocity grid {tuple(v.shape[1:])} differs from fixed_shape {fixed_shape}")
-    T = torch.tensor(np.eye(4) if affine is None else _as_matrix(affine), dtype=torch.float32, device=img.device)
+    T = torch.tensor(np.eye(4) if affine is None else as_matrix(affine), dtype=torch.float32, device=img.device)
     with torch.no_grad():
-        u = _exp_field(v, _as_matrix(fixed_affine), steps)
+        u = _exp_field(v, as_matrix(fixed_affine), steps)
         x = _world_grid(fixed_shape, fixed_affine, img.device) + u
         y = torch.einsum("ab,bxyz->axyz", T[:3, :3], x) + T[:3, 3, None, None, None]
         out = _sample_world(img, moving_affine, y, order, fill)
@@ -309,10 +309,10 @@ def propagate_to_moving(template_image, template_affine, moving_shape, moving_af
     if tuple(v.shape[1:]) != tuple(img.shape):
         raise ValueError(f"velocity grid {tuple(v.shape[1:])} differs from the template's {tuple(img.shape)}")
     moving_shape = tuple(int(s) for s in moving_shape)
-    Tinv = torch.tensor(np.linalg.inv(np.eye(4) if affine is None else _as_matrix(affine)), dtype=torch.float32,
+    Tinv = torch.tensor(np.linalg.inv(np.eye(4) if affine is None else as_matrix(affine)), dtype=torch.float32,
                         device=img.device)
     with torch.no_grad():
-        u_inv = _exp_field(-v, _as_matrix(template_affine), steps)
+        u_inv = _exp_field(-v, as_matrix(template_affine), steps)
         y = _world_grid(moving_shape, moving_affine, img.device)
         x0 = torch.einsum("ab,bxyz->axyz", Tinv[:3, :3], y) + Tinv[:3, 3, None, None, None]
         x = x0 + _sample_field(u_inv, _world_to_normalized(x0, tuple(img.shape), template_affine))
@@ -324,7 +324,7 @@ def jacobian_determinant(velocity, fixed_affine, *, steps: int = 7) -> torch.Ten
     """det(d phi / dx) (X, Y, Z) of phi = exp(v) on the fixed grid (central differences, one-sided at the
     edges, in world mm); > 0 everywhere for a diffeomorphism, < 1 where phi contracts."""
     v = _check_velocity(velocity)
-    A = _as_matrix(fixed_affine)
+    A = as_matrix(fixed_affine)
     u = displacement(v, A, steps=steps)
     du_di = torch.stack(torch.gradient(u, dim=(1, 2, 3)), dim=1)  # (3 comp, 3 voxel axes, X, Y, Z)
     Linv = torch.tensor(np.linalg.inv(A[:3, :3]), dtype=u.dtype, device=u.device)
@@ -341,7 +341,7 @@ def save_velocity(path, velocity, fixed_affine) -> None:
     from dlmi.io import save_nifti
 
     v = _check_velocity(velocity).detach().cpu().numpy()
-    save_nifti(path, np.moveaxis(v, 0, -1), _as_matrix(fixed_affine), dtype=np.float32)
+    save_nifti(path, np.moveaxis(v, 0, -1), as_matrix(fixed_affine), dtype=np.float32)
 
 
 def load_velocity(path) -> tuple[torch.Tensor, np.ndarray]:

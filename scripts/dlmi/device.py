@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-# Every device `pick_device` returned in this process, for the job's provenance record (dlmi.runlog.finish).
+# Every device `pick_device` returned in this process, for the job's provenance record (dlmi_workflow.runlog.finish).
 _PICKED: list[str] = []
 
 

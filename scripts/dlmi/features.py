@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dlmi.io import InputError
+
 
 def intracranial_volume(posteriors: np.ndarray, voxel_ml: float) -> float:
     """Intracranial volume (mL): the summed CSF, GM and WM posteriors (3, X, Y, Z) of the brain mask."""
@@ -15,7 +17,7 @@ def regional_volumes(
     """Soft tissue volume (mL) of each feature of `VOLUME_FEATURES` inside its region.
 
     posteriors: tissue class name -> (X, Y, Z) posterior; regions: (X, Y, Z) labels in subject space;
-    region_labels: region name -> label value (dlmi.phantom.REGIONS).
+    region_labels: region name -> label value (dlmi.labels.REGIONS).
     """
     return {
         name: float(posteriors[tissue][regions == region_labels[region]].sum() * voxel_ml)
@@ -26,13 +28,15 @@ def regional_volumes(
 def regional_mean(image: np.ndarray, regions: np.ndarray, label: int, weights: np.ndarray | None = None) -> float:
     """Mean of `image` over the voxels labelled `label`, optionally weighted (e.g. by a GM posterior).
 
-    Raises ValueError when the region is empty (or has zero weight), naming the label.
+    Raises InputError when the region is empty (or has zero weight), naming the label; the caller adds the
+    file names.
     """
     inside = regions == label
     w = inside.astype(np.float64) if weights is None else np.where(inside, weights, 0.0)
     total = w.sum()
     if total <= 0:
-        raise ValueError(f"region label {label} is empty in this subject's segmentation")
+        what = "no voxel" if not inside.any() else "zero total weight"
+        raise InputError(f"region label {label} is empty in this subject's segmentation ({what})")
     return float((image * w).sum() / total)
 
 
@@ -42,12 +46,17 @@ def suvr(
     """Standardised uptake value ratios: GM-weighted mean uptake of each target region over the reference.
 
     pet: (X, Y, Z) activity (any unit, it cancels) on the grid of `regions`; gm: GM posterior on that grid.
+    Raises InputError (without file names, which the caller adds) when a region is empty or the reference
+    uptake is not positive.
     """
     reference_uptake = regional_mean(pet, regions, reference, gm)
+    if reference_uptake <= 0:
+        raise InputError(f"mean uptake {reference_uptake:g} in the reference region (label {reference}) is not "
+                         "positive")
     return {name: regional_mean(pet, regions, label, gm) / reference_uptake for name, label in targets.items()}
 
 
-# Region definitions of the features: name -> (region label name in dlmi.phantom.REGIONS, tissue class).
+# Region definitions of the features: name -> (region label name in dlmi.labels.REGIONS, tissue class).
 VOLUME_FEATURES = {
     "hippocampus_L_ml": ("hippocampus_L", "gm"),
     "hippocampus_R_ml": ("hippocampus_R", "gm"),
@@ -55,9 +64,3 @@ VOLUME_FEATURES = {
     "ventricle_R_ml": ("ventricle_R", "csf"),
 }
 SUVR_TARGETS = ("hippocampus_L", "hippocampus_R", "temporal", "parietal")
-
-FEATURE_SETS = {
-    "t1_volumes": [*VOLUME_FEATURES, "icv_ml"],
-    "pet_suvr": [f"suvr_{name}" for name in SUVR_TARGETS],
-}
-FEATURE_SETS["t1_volumes+pet_suvr"] = FEATURE_SETS["t1_volumes"] + FEATURE_SETS["pet_suvr"]

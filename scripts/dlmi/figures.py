@@ -7,6 +7,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from dlmi.io import atomic_write
 from dlmi.qc import mid_slices
 
 VIEWS = ("sagittal", "coronal (R|L)", "axial (R|L)")
@@ -18,6 +19,7 @@ def mosaic(rows, path, *, overlay_kind: str | None = None, title: str = "", wind
     image and overlay are (X, Y, Z) arrays on the same grid. overlay_kind: None, "contour" (outline of a
     mask), "heat" (a colour map over the image) or "labels" (a label map in colour). window: (low, high)
     display range (e.g. a CT brain window in HU); default the 1st-99.5th percentile of each image.
+    The PNG at `path` is written atomically (`dlmi.io.atomic_write`).
     """
     fig, axes = plt.subplots(len(rows), 3, figsize=(7.5, 2.3 * len(rows)), squeeze=False)
     for r, (label, image, overlay) in enumerate(rows):
@@ -40,5 +42,6 @@ def mosaic(rows, path, *, overlay_kind: str | None = None, title: str = "", wind
                 ax.set_ylabel(label, fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    with atomic_write(path, suffix=".tmp") as tmp:  # not *.png while incomplete
+        fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)

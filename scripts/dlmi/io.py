@@ -5,11 +5,13 @@ truncated file under the final name. Every reader checks what it reads and names
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import logging
 import os
 import tempfile
+import zlib
 from pathlib import Path
 
 import nibabel as nib
@@ -37,22 +39,35 @@ def _umask() -> int:
     return mask
 
 
-def save_nifti(path, data: np.ndarray, affine: np.ndarray, dtype=np.float32) -> None:
-    """Write `data` (X, Y, Z) with its voxel-to-world `affine` (RAS+, mm) as NIfTI, atomically."""
-    data = np.asarray(data)
-    if not np.all(np.isfinite(data)):
-        raise InputError(f"{path}: refusing to write an image with NaN or Inf voxels")
-    img = nib.Nifti1Image(data.astype(dtype), np.asarray(affine, dtype=np.float64))
-    img.header.set_xyzt_units("mm", "sec")
-    img.set_qform(img.affine, code=1)
-    img.set_sform(img.affine, code=1)
-    path, tmp = _atomic_target(path, suffix=".nii.gz" if str(path).endswith(".gz") else ".nii")
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, suffix: str):
+    """Write `path` atomically: yields a temporary path (str) in the same folder, named `.<name>.<random><suffix>`
+    (so `leftover_temporaries` finds it after a kill) with the mode the umask gives; the caller writes the
+    file there, and it is renamed to `path` when the block ends without error, removed otherwise.
+
+    suffix: what the temporary name ends in, for writers that pick the format by extension (".nii.gz", ".mat").
+    """
+    path, tmp = _atomic_target(path, suffix)
     try:
-        nib.save(img, tmp)
+        yield tmp
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def save_nifti(path, data: np.ndarray, affine: np.ndarray, dtype=np.float32) -> None:
+    """Write `data` (X, Y, Z) with its voxel-to-world `affine` (RAS+, mm) as NIfTI, atomically."""
+    data = np.asarray(data)
+    if not np.all(np.isfinite(data)):  # computed here from checked inputs: a bug, not bad input
+        bad = int(data.size - np.count_nonzero(np.isfinite(data)))
+        raise ValueError(f"{path}: refusing to write an image with NaN or Inf voxels ({bad} of {data.size})")
+    img = nib.Nifti1Image(data.astype(dtype), np.asarray(affine, dtype=np.float64))
+    img.header.set_xyzt_units("mm", "sec")
+    img.set_qform(img.affine, code=1)
+    img.set_sform(img.affine, code=1)
+    with atomic_write(path, suffix=".nii.gz" if str(path).endswith(".gz") else ".nii") as tmp:
+        nib.save(img, tmp)
 
 
 def load_nifti(path, dtype=np.float32, ndim: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -62,15 +77,17 @@ def load_nifti(path, dtype=np.float32, ndim: int = 3) -> tuple[np.ndarray, np.nd
     with flipped or permuted axes (LPS, LAS, ...) is reoriented to RAS+ without resampling, and the
     conversion is logged (see `dlmi.orientation`).
 
-    Raises InputError naming the file when it is missing, truncated or corrupt, not `ndim`-D, holds NaN/Inf
-    voxels, states no orientation (or two that disagree), or has a singular, sheared or oblique affine.
+    A single-file NIfTI whose name says the wrong compression (gzip data named .nii, or plain data named
+    .nii.gz) is read by its content, and that is logged.
+
+    Raises InputError naming the file when it is missing, truncated or corrupt (with nibabel's reason), not
+    `ndim`-D, holds NaN/Inf voxels or values outside the range of `dtype` (e.g. 300 read as uint8, 1e39
+    read as float32), states no orientation (or two that disagree), or has a singular, sheared or oblique
+    affine.
     """
     if not os.path.exists(path):
         raise InputError(f"{path}: file not found")
-    try:
-        img = nib.load(str(path))
-    except Exception as err:  # nibabel raises several types for files that are not NIfTI
-        raise InputError(f"{path}: not a NIfTI image, or its header is corrupt") from err
+    img = _open_nifti(path)
     if len(img.shape) != ndim:
         raise InputError(f"{path}: expected a {ndim}-D image, got shape {img.shape}")
     try:
@@ -80,6 +97,7 @@ def load_nifti(path, dtype=np.float32, ndim: int = 3) -> tuple[np.ndarray, np.nd
     if raw.dtype.kind in "fc" and not np.all(np.isfinite(raw)):
         bad = int(raw.size - np.count_nonzero(np.isfinite(raw)))
         raise InputError(f"{path}: image has NaN or Inf voxels ({bad} of {raw.size})")
+    _check_range(path, raw, dtype)
     try:
         affine = orientation.header_affine(img.header)
         data, affine, codes = orientation.to_ras(raw, affine)
@@ -89,6 +107,47 @@ def load_nifti(path, dtype=np.float32, ndim: int = 3) -> tuple[np.ndarray, np.nd
         logging.getLogger("dlmi.io").info("%s: reoriented from %s to RAS+ (axis flips/permutation, no resampling)",
                                           path, codes)
     return np.asarray(data, dtype=dtype), affine
+
+
+def _open_nifti(path):
+    """nibabel's image of the NIfTI at `path`. nibabel goes by the name: a single-file NIfTI whose name says the
+    wrong compression (gzip data named .nii, plain data named .nii.gz) is read by its content instead, and
+    that is logged. Raises InputError with nibabel's reason when the file cannot be read."""
+    with open(path, "rb") as fh:
+        gzipped = fh.read(2) == b"\x1f\x8b"
+    name = str(path)
+    misnamed = (name.endswith(".nii") and gzipped) or (name.endswith(".nii.gz") and not gzipped)
+    content = "gzip-compressed" if gzipped else "not gzip-compressed"
+    try:
+        if not misnamed:
+            return nib.load(name)
+        with open(path, "rb") as fh:
+            data = fh.read()
+        if gzipped:  # a truncated file gives what it holds, and the voxel data check names the truncation
+            data = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS).decompress(data)
+        img = nib.Nifti1Image.from_bytes(data)
+    except Exception as err:  # nibabel raises several types for files that are not NIfTI
+        reason = "nibabel: " + (" ".join(str(err).split()) or type(err).__name__)
+        if misnamed:
+            reason = f"{content} despite its name, and read as such; {reason}"
+        raise InputError(f"{path}: not a NIfTI image, or its header is corrupt ({reason})") from err
+    logging.getLogger("dlmi.io").info("%s: read by its content, which is %s despite its name", path, content)
+    return img
+
+
+def _check_range(path, raw: np.ndarray, dtype) -> None:
+    """Raise InputError when the voxel values `raw` (any shape) do not fit `dtype`, where the cast would turn
+    them into other numbers: inf for floats beyond float32, wrapped values for integers (300 -> 44 in uint8)."""
+    target = np.dtype(dtype)
+    if raw.size == 0 or raw.dtype.kind not in "iuf" or target.kind not in "iuf":
+        return
+    if np.can_cast(raw.dtype, target, casting="safe"):  # every value of raw's type fits
+        return
+    info = np.finfo(target) if target.kind == "f" else np.iinfo(target)
+    low, high = raw.min(), raw.max()
+    if low < info.min or high > info.max:
+        raise InputError(f"{path}: voxel values {low:g} to {high:g} do not fit the {target.name} it is read as "
+                         f"(range {info.min:g} to {info.max:g})")
 
 
 def check_same_grid(path, shape, affine, image_path, image_shape, image_affine, what: str = "label map") -> None:
@@ -111,15 +170,9 @@ def save_npz(path, params: dict, *, compress: bool = True, **arrays: np.ndarray)
     """Write raw data (k-space, sinogram) with its acquisition parameters stored inside, atomically.
 
     compress=False skips zlib for data that does not compress (noisy complex k-space)."""
-    path, tmp = _atomic_target(path, suffix=".npz")
     save = np.savez_compressed if compress else np.savez
-    try:
-        with open(tmp, "wb") as fh:
-            save(fh, acquisition=np.array(json.dumps(params, sort_keys=True)), **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_write(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
+        save(fh, acquisition=np.array(json.dumps(params, sort_keys=True)), **arrays)
 
 
 def load_npz(path, arrays: tuple[str, ...], params: tuple[str, ...]) -> tuple[dict, dict]:
@@ -164,26 +217,15 @@ def _names(kind: str, names: list[str]) -> str:
 
 def write_tsv(path, frame) -> None:
     """Write a pandas DataFrame as a tab-separated table, atomically."""
-    path, tmp = _atomic_target(path, suffix=".tsv")
-    try:
+    with atomic_write(path, suffix=".tsv") as tmp:
         frame.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def write_json(path, obj) -> None:
     """Write a JSON sidecar, atomically."""
-    path, tmp = _atomic_target(path, suffix=".json")
-    try:
-        with open(tmp, "w") as fh:
-            json.dump(obj, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_write(path, suffix=".json") as tmp, open(tmp, "w") as fh:
+        json.dump(obj, fh, indent=2, sort_keys=True)
+        fh.write("\n")
 
 
 def leftover_temporaries(path) -> list[Path]:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from dlmi.ct import _check_float, _Projector, _sinogram_to_columns, forward_project, poisson
+from dlmi.ct import Projector, check_float, forward_project, poisson, sinogram_to_columns
 
 __all__ = [
     "attenuation_factors",
@@ -63,7 +63,7 @@ def simulate_counts(expected: torch.Tensor, generator) -> torch.Tensor:
 
     generator: a torch.Generator on the device of `expected`, or a numpy Generator.
     """
-    _check_float(expected, "expected")
+    check_float(expected, "expected")
     return poisson(expected, generator)
 
 
@@ -85,7 +85,7 @@ def mlem(counts: torch.Tensor, angles, attenuation: torch.Tensor, shape: tuple[i
     (pixels seen by some LOR with a > 0; others stay 0). Returns (..., H, W) activity in kBq/mL, device and
     dtype of `counts`. Without background and with one subset, sum(A x) == sum(y) holds at every iteration.
     """
-    _check_float(counts, "counts")
+    check_float(counts, "counts")
     if counts.ndim < 2:
         raise ValueError(f"counts must have shape (..., A, n_det), got {tuple(counts.shape)}")
     if int(n_iter) < 0 or int(n_subsets) < 1:
@@ -101,12 +101,12 @@ def mlem(counts: torch.Tensor, angles, attenuation: torch.Tensor, shape: tuple[i
     lead = counts.shape[:-2]
 
     # Everything below works on columns: images (n_pix, B), sinograms (A, n_det, B).
-    y = _sinogram_to_columns(counts)
+    y = sinogram_to_columns(counts)
     n_batch = y.shape[-1]
 
     def columns(sino):
         sino = torch.broadcast_to(torch.as_tensor(sino, device=device, dtype=dtype), counts.shape)
-        return _sinogram_to_columns(sino)
+        return sinogram_to_columns(sino)
 
     weight = columns(attenuation) * (scale * pixel_mm)  # system weight per LOR (counts per unit projection)
     bg = None if background is None else columns(background)
@@ -114,7 +114,7 @@ def mlem(counts: torch.Tensor, angles, attenuation: torch.Tensor, shape: tuple[i
     subsets = []
     for m in range(n_subsets):
         idx = torch.arange(m, n_ang, n_subsets)
-        proj = _Projector(angles[idx], (h, w), n_det, device=device, dtype=dtype, cache=True)
+        proj = Projector(angles[idx], (h, w), n_det, device=device, dtype=dtype, cache=True)
         idx = idx.to(device)
         w_m = weight.index_select(0, idx)
         sens = proj.back_columns(w_m)  # A_S^T 1, (n_pix, B)

@@ -24,14 +24,12 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from dlmi.cohort import AgeEffects, Effects
+from dlmi.labels import BACKGROUND, BONE, CSF, GM, REGIONS, SCALP, TISSUES, WM
 
 __all__ = [
     "AAL_GROUPS",
     "FOV_CENTRE_MM",
     "FOV_MM",
-    "REFERENCE_REGION",
-    "REGIONS",
-    "TISSUES",
     "AgeEffects",
     "Effects",
     "Variability",
@@ -48,24 +46,6 @@ __all__ = [
     "tissue_volumes_ml",
 ]
 
-TISSUES = ("background", "csf", "gm", "wm", "scalp", "bone")
-BACKGROUND, CSF, GM, WM, SCALP, BONE = range(6)
-
-REGIONS = {
-    "none": 0,
-    "hippocampus_L": 1,
-    "hippocampus_R": 2,
-    "ventricle_L": 3,
-    "ventricle_R": 4,
-    "frontal": 5,
-    "temporal": 6,
-    "parietal": 7,
-    "occipital": 8,
-    "cerebellum": 9,
-    "limbic": 10,
-    "deep_gm": 11,
-}
-REFERENCE_REGION = "cerebellum"  # SUVR reference (FDG uptake spared in AD)
 
 # AAL (Tzourio-Mazoyer 2002, 116 labels) index groups -> REGIONS. Ventricles come from CSF, not AAL.
 AAL_GROUPS = {

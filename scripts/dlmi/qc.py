@@ -19,10 +19,19 @@ def psnr(estimate: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice overlap 2|A∩B| / (|A|+|B|) of two binary masks (1.0 when both are empty)."""
-    a, b = a.astype(bool), b.astype(bool)
+    """Dice overlap 2|A∩B| / (|A|+|B|) of two binary masks of equal shape (nonzero = in the set; 1.0 when
+    both are empty). numpy arrays or CPU torch tensors."""
+    a, b = np.asarray(a).astype(bool), np.asarray(b).astype(bool)
+    if a.shape != b.shape:
+        raise ValueError(f"masks differ in shape: {a.shape} vs {b.shape}")
     total = a.sum() + b.sum()
     return 1.0 if total == 0 else float(2 * np.logical_and(a, b).sum() / total)
+
+
+def label_dice(a: np.ndarray, b: np.ndarray, labels) -> dict:
+    """Dice per label of two label maps of equal shape: {label: dice(a == label, b == label)}."""
+    a, b = np.asarray(a), np.asarray(b)
+    return {label: dice(a == label, b == label) for label in labels}
 
 
 def volume_error_percent(measured: float, truth: float) -> float:

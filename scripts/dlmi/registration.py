@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +35,7 @@ _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 # small matrix helpers
 
 
-def _as_matrix(matrix) -> np.ndarray:
+def as_matrix(matrix) -> np.ndarray:
     """A 4x4 matrix (numpy or torch, any device) as numpy float64, checked."""
     if isinstance(matrix, torch.Tensor):
         matrix = matrix.detach().cpu().numpy()
@@ -50,19 +49,19 @@ def _as_matrix(matrix) -> np.ndarray:
 
 def invert(matrix) -> np.ndarray:
     """Inverse of a 4x4 affine matrix (numpy float64): the transform moving -> fixed for T fixed -> moving."""
-    return np.linalg.inv(_as_matrix(matrix))
+    return np.linalg.inv(as_matrix(matrix))
 
 
 def transform_points(matrix, points) -> np.ndarray:
     """Map world points (N, 3) or (3,) (mm) through the 4x4 matrix; returns the same shape, float64."""
-    m = _as_matrix(matrix)
+    m = as_matrix(matrix)
     p = np.asarray(points, dtype=np.float64)
     return p @ m[:3, :3].T + m[:3, 3]
 
 
 def voxel_size(affine) -> np.ndarray:
     """Voxel spacing (3,) in mm: the lengths of the affine's first three columns."""
-    return np.linalg.norm(_as_matrix(affine)[:3, :3], axis=0)
+    return np.linalg.norm(as_matrix(affine)[:3, :3], axis=0)
 
 
 def grid_corners(shape, affine) -> np.ndarray:
@@ -88,8 +87,8 @@ def corner_error_mm(T_est, T_true, shape, affine) -> float:
 
 def _voxel_map(moving_affine, fixed_affine, transform) -> np.ndarray:
     """Fixed voxel index -> moving voxel index: inv(A_moving) @ T @ A_fixed (float64)."""
-    T = np.eye(4) if transform is None else _as_matrix(transform)
-    return np.linalg.inv(_as_matrix(moving_affine)) @ T @ _as_matrix(fixed_affine)
+    T = np.eye(4) if transform is None else as_matrix(transform)
+    return np.linalg.inv(as_matrix(moving_affine)) @ T @ as_matrix(fixed_affine)
 
 
 def resample(moving, moving_affine, fixed_shape, fixed_affine, transform=None, *, order: int = 1,
@@ -166,7 +165,7 @@ def resample(moving, moving_affine, fixed_shape, fixed_affine, transform=None, *
 # pyramids and differentiable sampling used by the optimisers
 
 
-def _gaussian_smooth(vol: torch.Tensor, sigma_vox) -> torch.Tensor:
+def gaussian_smooth(vol: torch.Tensor, sigma_vox) -> torch.Tensor:
     """Separable Gaussian smoothing of (X, Y, Z); sigma per axis in voxels (0 skips the axis); edges replicated."""
     x = vol[None, None]
     for axis, s in enumerate(sigma_vox):
@@ -184,12 +183,12 @@ def _gaussian_smooth(vol: torch.Tensor, sigma_vox) -> torch.Tensor:
     return x[0, 0]
 
 
-def _pyramid_level(vol: torch.Tensor, affine: np.ndarray, sigma_mm: float, target_mm: float):
+def pyramid_level(vol: torch.Tensor, affine: np.ndarray, sigma_mm: float, target_mm: float):
     """Smooth with a Gaussian of `sigma_mm` and subsample by the integer stride that brings the spacing
     closest to (not above) `target_mm`; returns (volume, affine of the subsampled grid)."""
     sp = voxel_size(affine)
     if sigma_mm > 0:
-        vol = _gaussian_smooth(vol, [sigma_mm / s for s in sp])
+        vol = gaussian_smooth(vol, [sigma_mm / s for s in sp])
     stride = [max(1, math.floor(target_mm / s + 1e-6)) for s in sp]
     vol = vol[::stride[0], ::stride[1], ::stride[2]]
     return vol.contiguous(), affine @ np.diag([*stride, 1.0])
@@ -211,7 +210,7 @@ def _fixed_points(shape, device, samples: int | None, jitter: bool, seed: int = 
     return pts.to(device)
 
 
-def _normalizer(shape, device):
+def normalizer(shape, device):
     """4x4 map (float64) from voxel index (i, j, k) of a grid of `shape` to grid_sample's normalized
     coordinates in (Z, Y, X) order with align_corners=True (-1 and +1 are the edge voxel centres), and the
     normalized bounds (lo, hi) (3,) of the region counted as inside, voxel index in [-0.5, n - 0.5]."""
@@ -229,7 +228,7 @@ def _normalizer(shape, device):
 
 
 def _sample_points(vol: torch.Tensor, grid: torch.Tensor, lo: torch.Tensor | None, hi: torch.Tensor | None):
-    """Trilinear values of vol (X, Y, Z) at normalized points grid (N, 3) (see `_normalizer`), differentiable
+    """Trilinear values of vol (X, Y, Z) at normalized points grid (N, 3) (see `normalizer`), differentiable
     w.r.t. grid; returns (values (N,), inside mask (N,) bool, not differentiable; None when lo is None).
     Edge handling as in `resample` (edge value within half a voxel beyond the outermost centres)."""
     inside = None if lo is None else ((grid >= lo) & (grid <= hi)).all(dim=1)
@@ -242,7 +241,7 @@ def _sample_points(vol: torch.Tensor, grid: torch.Tensor, lo: torch.Tensor | Non
 # metrics (to minimise)
 
 
-def _ncc_loss(f: torch.Tensor, f2: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+def ncc_loss(f: torch.Tensor, f2: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     """Negative global normalized cross-correlation of fixed samples f (N,) (f2 = f * f) and moving samples
     m (N,). Float64: the loss is close to -1 at the optimum and the line search needs its small differences."""
     n = float(f.shape[0])
@@ -357,7 +356,7 @@ def center_of_mass(volume, affine) -> np.ndarray:
 def _initial_transform(init, fixed, moving, fixed_affine, moving_affine) -> np.ndarray:
     """Start transform fixed -> moving: a 4x4 matrix as given, or a translation from an `init` keyword."""
     if init is not None and not isinstance(init, str):
-        return _as_matrix(init)
+        return as_matrix(init)
     T = np.eye(4)
     if init is None or init == "com":
         T[:3, 3] = center_of_mass(moving, moving_affine) - center_of_mass(fixed, fixed_affine)
@@ -369,7 +368,7 @@ def _initial_transform(init, fixed, moving, fixed_affine, moving_affine) -> np.n
     return T
 
 
-def _check_pyramid_args(levels, iterations, metric, metrics, fixed, device) -> torch.device:
+def check_pyramid_args(levels, iterations, metric, metrics, fixed, device) -> torch.device:
     """Validate the pyramid schedule and metric of a registration; return its device (default: fixed's)."""
     if len(levels) != len(iterations):
         raise ValueError(f"levels {levels} and iterations {iterations} must have the same length")
@@ -382,8 +381,8 @@ def _check_pyramid_args(levels, iterations, metric, metrics, fixed, device) -> t
 
 def _register(model, fixed, moving, fixed_affine, moving_affine, *, metric, levels, iterations, init, device,
               samples, bins):
-    device = _check_pyramid_args(levels, iterations, metric, ("ncc", "mi"), fixed, device)
-    fixed_affine, moving_affine = _as_matrix(fixed_affine), _as_matrix(moving_affine)
+    device = check_pyramid_args(levels, iterations, metric, ("ncc", "mi"), fixed, device)
+    fixed_affine, moving_affine = as_matrix(fixed_affine), as_matrix(moving_affine)
     fix = _to_tensor(fixed, device)
     mov = _to_tensor(moving, device)
     T0 = _initial_transform(init, fix, mov, fixed_affine, moving_affine)
@@ -415,12 +414,12 @@ def _optimise_level(p, matrix_of, fix, mov, fixed_affine, moving_affine, *, targ
     at jittered points around its voxels; the moving one is subsampled only to target_mm / 2, so that its
     trilinear interpolation adds little blur."""
     device = fix.device
-    f_lvl, Af = _pyramid_level(fix, fixed_affine, sigma_mm, target_mm)
-    m_lvl, Am = _pyramid_level(mov, moving_affine, sigma_mm, 0.5 * target_mm)
+    f_lvl, Af = pyramid_level(fix, fixed_affine, sigma_mm, target_mm)
+    m_lvl, Am = pyramid_level(mov, moving_affine, sigma_mm, 0.5 * target_mm)
     pts = _fixed_points(f_lvl.shape, device, samples, jitter=True)
-    Nf = _normalizer(f_lvl.shape, device)[0].to(torch.float32)
+    Nf = normalizer(f_lvl.shape, device)[0].to(torch.float32)
     f_vals, _ = _sample_points(f_lvl, torch.addmm(Nf[:3, 3], pts, Nf[:3, :3].T), lo=None, hi=None)
-    Nm, lo, hi = _normalizer(m_lvl.shape, device)
+    Nm, lo, hi = normalizer(m_lvl.shape, device)
     faces = torch.cat([m_lvl[0].reshape(-1), m_lvl[-1].reshape(-1), m_lvl[:, 0].reshape(-1),
                        m_lvl[:, -1].reshape(-1), m_lvl[:, :, 0].reshape(-1), m_lvl[:, :, -1].reshape(-1)])
     background = faces.median()  # robust background value of the moving image (e.g. air)
@@ -441,7 +440,7 @@ def _optimise_level(p, matrix_of, fix, mov, fixed_affine, moving_affine, *, targ
         m_vals, inside = _sample_points(m_lvl, torch.addmm(G[:3, 3], pts, G[:3, :3].T), lo, hi)
         m_vals = torch.where(inside, m_vals, background)  # outside the moving image: its background
         if metric == "ncc":
-            loss = _ncc_loss(f64, f2, m_vals.to(torch.float64))
+            loss = ncc_loss(f64, f2, m_vals.to(torch.float64))
         else:
             loss = _mi_loss(wf, m_vals, m_range, bins)
         loss.backward()
@@ -499,7 +498,7 @@ def to_sitk_transform(matrix):
     """SimpleITK AffineTransform (LPS, as ITK expects) equal to the RAS world matrix fixed -> moving."""
     import SimpleITK as sitk
 
-    lps = _RAS_TO_LPS @ _as_matrix(matrix) @ _RAS_TO_LPS
+    lps = _RAS_TO_LPS @ as_matrix(matrix) @ _RAS_TO_LPS
     tx = sitk.AffineTransform(3)
     tx.SetMatrix(lps[:3, :3].ravel().tolist())
     tx.SetTranslation(lps[:3, 3].tolist())
@@ -524,7 +523,7 @@ def to_sitk_image(array, affine):
     """SimpleITK image (LPS geometry) of an (X, Y, Z) numpy array with its RAS+ voxel-to-world affine."""
     import SimpleITK as sitk
 
-    a = _as_matrix(affine)
+    a = as_matrix(affine)
     arr = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
     img = sitk.GetImageFromArray(np.ascontiguousarray(arr.transpose(2, 1, 0)))  # SimpleITK arrays are (Z, Y, X)
     spacing = voxel_size(a)
@@ -544,18 +543,13 @@ def write_transform(path, matrix) -> None:
     """
     import SimpleITK as sitk
 
+    from dlmi.io import atomic_write
+
     path = Path(path)
     if path.suffix not in (".mat", ".txt", ".tfm"):
         raise ValueError(f"{path}: transform files must end in .mat, .txt or .tfm")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
+    with atomic_write(path, suffix=path.suffix) as tmp:  # SimpleITK picks the format by the extension
         sitk.WriteTransform(to_sitk_transform(matrix), tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def read_transform(path) -> np.ndarray:
@@ -578,28 +572,3 @@ def read_transform(path) -> np.ndarray:
         return from_sitk_transform(tx)
     except ValueError as err:
         raise InputError(f"{path}: {err}") from err
-
-
-# ----------------------------------------------------------------------------------------------------------
-# overlap
-
-
-def dice(a, b) -> float:
-    """Dice coefficient 2|A∩B| / (|A| + |B|) of two binary masks of equal shape (nonzero = in the set).
-
-    numpy or torch input; returns a Python float; 1.0 when both masks are empty.
-    """
-    a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
-    b = b.detach().cpu().numpy() if isinstance(b, torch.Tensor) else np.asarray(b)
-    if a.shape != b.shape:
-        raise ValueError(f"masks differ in shape: {a.shape} vs {b.shape}")
-    a, b = a != 0, b != 0
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * int(np.logical_and(a, b).sum()) / total
-
-
-def label_dice(a, b, labels) -> dict:
-    """Dice per label of two label maps of equal shape: {label: dice(a == label, b == label)}."""
-    a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
-    b = b.detach().cpu().numpy() if isinstance(b, torch.Tensor) else np.asarray(b)
-    return {lab: dice(a == lab, b == lab) for lab in labels}

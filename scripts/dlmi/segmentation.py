@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import torch
 
-CLASSES = ("csf", "gm", "wm")  # in order of increasing T1-weighted intensity
+from dlmi.io import InputError
+from dlmi.labels import BRAIN_CLASSES, TISSUE_LABELS
 
 
 def hard_labels(posteriors: torch.Tensor, brain_mask: torch.Tensor) -> torch.Tensor:
-    """Dominant class per voxel of (3, X, Y, Z) fractions or posteriors: 0 outside the mask, 1 + index into
-    `CLASSES` inside."""
-    labels = posteriors.argmax(0) + 1
+    """Dominant class per voxel of (3, X, Y, Z) fractions or posteriors in `BRAIN_CLASSES` order: its tissue
+    label (dlmi.labels.TISSUE_LABELS) inside the mask, 0 outside."""
+    lookup = torch.tensor([TISSUE_LABELS[name] for name in BRAIN_CLASSES], device=posteriors.device)
+    labels = lookup[posteriors.argmax(0)]
     return torch.where(brain_mask.bool(), labels, torch.zeros_like(labels)).to(torch.uint8)
 
 
@@ -45,22 +47,22 @@ def grow_labels(
 def class_means(t1w: torch.Tensor, prior: torch.Tensor, mask: torch.Tensor, *, erosion_vox: int = 1) -> torch.Tensor:
     """Pure-tissue intensities of CSF, GM and WM, estimated from a prior label map.
 
-    t1w: (X, Y, Z); prior: (X, Y, Z) labels 1, 2, 3 = CSF, GM, WM (e.g. template tissue labels propagated to
-    the subject); mask: brain mask. The mean of each class is the median intensity of its prior voxels that
+    t1w: (X, Y, Z); prior: (X, Y, Z) tissue labels (dlmi.labels.TISSUE_LABELS; e.g. the template's tissue
+    labels propagated to the subject); mask: brain mask. The mean of each class is the median intensity of its prior voxels that
     stay inside the class after `erosion_vox` 6-neighbour erosions (away from partial-volume edges), so a
-    prior that is off by a voxel or two at the edges does not bias it. Returns (3,) in `CLASSES` order.
+    prior that is off by a voxel or two at the edges does not bias it. Returns (3,) in `BRAIN_CLASSES` order.
     """
     cross = torch.zeros(1, 1, 3, 3, 3, dtype=torch.float32, device=t1w.device)
     cross[0, 0, 1, 1, :] = cross[0, 0, 1, :, 1] = cross[0, 0, :, 1, 1] = 1.0
     means = []
-    for label in range(1, len(CLASSES) + 1):
-        core = ((prior == label) & mask.bool()).to(torch.float32)
+    for name in BRAIN_CLASSES:
+        core = ((prior == TISSUE_LABELS[name]) & mask.bool()).to(torch.float32)
         for _ in range(erosion_vox):
             eroded = torch.nn.functional.conv3d(core[None, None], cross, padding=1)[0, 0] >= 7
             core = eroded.to(torch.float32) if eroded.any() else core
         values = t1w[core.bool()]
         if values.numel() == 0:
-            raise ValueError(f"no {CLASSES[label - 1]} voxels in the prior label map inside the brain mask")
+            raise InputError(f"no {name} voxels in the prior label map inside the brain mask")
         means.append(values.median())
     return torch.stack(means)
 
@@ -71,11 +73,11 @@ def partial_volume_fractions(t1w: torch.Tensor, mask: torch.Tensor, means: torch
     A voxel darker than the GM mean is a CSF/GM mixture, a brighter one a GM/WM mixture; its fractions
     are the convex weights that reproduce its intensity from the class `means` (3,), clipped to [0, 1]
     (the partial-volume model of e.g. Shattuck et al. 2001; it assumes means[0] < means[1] < means[2], the
-    T1-weighted order). Returns (3, X, Y, Z) in `CLASSES` order, zero outside `mask`, summing to 1 inside.
+    T1-weighted order). Returns (3, X, Y, Z) in `BRAIN_CLASSES` order, zero outside `mask`, summing to 1 inside.
     """
     csf, gm, wm = means
     if not csf < gm < wm:
-        raise ValueError(f"tissue means must increase CSF < GM < WM for a T1-weighted image, got {means.tolist()}")
+        raise InputError(f"tissue means must increase CSF < GM < WM for a T1-weighted image, got {means.tolist()}")
     low = ((t1w - csf) / (gm - csf)).clamp(0, 1)  # GM share of a CSF/GM voxel
     high = ((t1w - gm) / (wm - gm)).clamp(0, 1)  # WM share of a GM/WM voxel
     dark = t1w <= gm

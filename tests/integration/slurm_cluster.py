@@ -165,10 +165,8 @@ class LocalSlurm:
         raise RuntimeError(f"local SLURM cluster: {what} within {timeout:.0f} s.\n{self.logs()}")
 
     def logs(self, chars: int = 3000) -> str:
-        parts = []
-        for path in sorted(self.root.glob("*.log")) + sorted((self.root / "munge").glob("*.log")):
-            parts.append(f"--- {path.name}\n{path.read_text(errors='replace')[-chars:]}")
-        return "\n".join(parts)
+        paths = sorted(self.root.glob("*.log")) + sorted((self.root / "munge").glob("*.log"))
+        return "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')[-chars:]}" for path in paths)
 
     def _cancel_jobs(self, timeout: float) -> None:
         """scancel this cluster's unfinished jobs (after a failed or timed-out run), so that no job step

@@ -1,6 +1,7 @@
 """The tiny study through config/profiles/slurm on a real SLURM cluster (munged + slurmctld + slurmd on
-localhost): every job goes through sbatch, the per-subject jobs as one group job per subject, and the
-results are bit-for-bit those of the local run (`tiny_study`): images, tables, raw data, transforms."""
+localhost): every job but those of the local rules goes through sbatch, the per-subject jobs as one group
+job per subject, and the results are bit-for-bit those of the local run (`tiny_study`): images, tables, raw
+data, transforms."""
 import re
 import subprocess
 
@@ -10,14 +11,18 @@ import pytest
 import yaml
 from workflow_runner import REPO, snakemake
 
+from dlmi_workflow.snakemake_interface import finished_rules, listed_jobs, slurm_run_id
+
 pytestmark = pytest.mark.slow
 PROFILE = REPO / "config" / "profiles" / "slurm"
 
 PER_SUBJECT_RULES = {"simulate_anatomy", "simulate_mri", "simulate_ct", "simulate_pet", "reconstruct_mri",
                      "reconstruct_ct", "reconstruct_pet", "register_t1", "register_pet", "segment_t1",
                      "assess_quality", "extract_features"}
-GROUP_LEVEL_JOBS = {"build_template": 1, "make_participants": 1, "describe_dataset": 1, "gather_features": 1,
-                    "gather_quality": 1, "train_models": 1, "qc_figure": 7}
+# Group-level rules submitted to SLURM; make_participants, describe_dataset, gather_features and gather_quality
+# are local rules (workflow/Snakefile) and run beside Snakemake.
+GROUP_LEVEL_JOBS = {"build_template": 1, "train_models": 1, "qc_figure": 7}
+LOCAL_RULES = {"make_participants", "describe_dataset", "gather_features", "gather_quality"}
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +38,7 @@ def slurm_study(slurm, tmp_path_factory):
         "--seconds-between-status-checks", "2",
         configs=[REPO / "config" / "tiny.yaml"], env=slurm.env(),
     )
-    run_id = re.search(r"SLURM run ID: (\S+)", run.stdout + run.stderr).group(1)
+    run_id = slurm_run_id(run.stdout + run.stderr)
     jobs = subprocess.run(
         ["squeue", "--noheader", "--states=all", f"--name={run_id}", "--format=%i|%T|%k|%C"],
         env=slurm.env(), capture_output=True, text=True, check=True,
@@ -42,7 +47,7 @@ def slurm_study(slurm, tmp_path_factory):
 
 
 def test_every_job_went_through_sbatch(slurm, slurm_study):
-    workdir, _, jobs = slurm_study
+    workdir, run, jobs = slurm_study
     n_subjects = 6
     assert jobs and all(state == "COMPLETED" for _, state, _, _ in jobs), jobs
     # One group job per subject (its comment names the grouped rules), one job per group-level rule.
@@ -54,6 +59,9 @@ def test_every_job_went_through_sbatch(slurm, slurm_study):
             name = comment.removeprefix("rule_").split("_wildcards_")[0]
             rule_jobs[name] = rule_jobs.get(name, 0) + 1
     assert rule_jobs == GROUP_LEVEL_JOBS
+    # The local rules' jobs ran beside Snakemake instead.
+    ran_locally = {job["rule"] for job in listed_jobs(run.stdout + run.stderr) if job["local"]}
+    assert ran_locally - {"all"} == LOCAL_RULES
     cores = yaml.safe_load((PROFILE / "config.yaml").read_text())["cores"]
     assert {cpus for *_, cpus in group_jobs} == {str(cores)}  # the profile's `cores` per group job
     # The controller accepted exactly these batch jobs (and no others).
@@ -63,8 +71,7 @@ def test_every_job_went_through_sbatch(slurm, slurm_study):
     logs = {path.stem: path for path in (workdir / ".snakemake" / "slurm_logs").rglob("*.log")}
     assert sorted(logs) == sorted(submitted)
     for job_id, *_ in group_jobs:
-        finished = set(re.findall(r"Finished jobid: \d+ \(Rule: (\w+)\)", logs[job_id].read_text()))
-        assert finished == PER_SUBJECT_RULES, job_id
+        assert finished_rules(logs[job_id].read_text()) == PER_SUBJECT_RULES, job_id
 
 
 def _files(root, pattern):
@@ -85,9 +92,8 @@ def test_outputs_match_the_local_run(slurm_study, tiny_study):
         if not (np.array_equal(a.affine, b.affine) and a.get_data_dtype() == b.get_data_dtype()
                 and np.array_equal(np.asanyarray(a.dataobj), np.asanyarray(b.dataobj))):
             different.append(str(name))
-    for name in tables + transforms:
-        if (local / name).read_bytes() != (remote / name).read_bytes():
-            different.append(str(name))
+    different += [str(name) for name in tables + transforms
+                  if (local / name).read_bytes() != (remote / name).read_bytes()]
     for name in arrays:
         with np.load(local / name) as a, np.load(remote / name) as b:
             if sorted(a.files) != sorted(b.files) or not all(np.array_equal(a[k], b[k]) for k in a.files):

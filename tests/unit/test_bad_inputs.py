@@ -10,9 +10,13 @@ import os
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
 
-from dlmi import cohort, config, io, orientation
+from dlmi import cohort, io, orientation
+from dlmi.labels import REFERENCE_REGION, REGIONS, TISSUE_LABELS
+from dlmi_workflow import config
+from dlmi_workflow.bids import simulated_subjects
 
 SHAPE = (10, 10, 10)
 AFFINE = np.array([[2.0, 0, 0, -9], [0, 3.0, 0, -13], [0, 0, 4.0, -17], [0, 0, 0, 1]])
@@ -60,7 +64,49 @@ def test_not_a_nifti(tmp_path):
     path.write_bytes(gzip.compress(b"this is not a NIfTI header" * 3))
     with pytest.raises(io.InputError) as err:
         io.load_nifti(path)
-    assert message(err) == f"{path}: not a NIfTI image, or its header is corrupt"
+    assert message(err) == (f'{path}: not a NIfTI image, or its header is corrupt (nibabel: Cannot work out file '
+                            f'type of "{path}")')
+
+
+def test_nibabels_reason_is_kept(tmp_path):
+    path = tmp_path / "t1w.nii"
+    path.write_bytes(b"neither gzip nor NIfTI" * 20)
+    with pytest.raises(io.InputError) as err:
+        io.load_nifti(path)
+    assert message(err) == (f"{path}: not a NIfTI image, or its header is corrupt (nibabel: Cannot work out file "
+                            f'type of "{path}")')
+    path = path.rename(tmp_path / "t1w.nii.gz")
+    with pytest.raises(io.InputError) as err:
+        io.load_nifti(path)
+    assert message(err) == (f"{path}: not a NIfTI image, or its header is corrupt (not gzip-compressed despite its "
+                            "name, and read as such; nibabel: data code 26725 not recognized)")
+
+
+@pytest.mark.parametrize("written, named", [("t1w.nii", "t1w.nii.gz"), ("t1w.nii.gz", "t1w.nii")])
+def test_a_nifti_named_with_the_wrong_compression_is_read_by_its_content(tmp_path, caplog, written, named):
+    """nibabel goes by the name (a plain .nii.gz is "not a gzip file", a gzipped .nii "cannot work out file
+    type"); the content is a valid NIfTI, so it is read, and that is logged."""
+    data = image()
+    io.save_nifti(tmp_path / written, data, AFFINE)
+    (tmp_path / written).rename(tmp_path / named)
+    with caplog.at_level(logging.INFO, logger="dlmi.io"):
+        loaded, affine = io.load_nifti(tmp_path / named)
+    np.testing.assert_array_equal(loaded, data)
+    np.testing.assert_array_equal(affine, AFFINE)
+    content = "gzip-compressed" if written.endswith(".gz") else "not gzip-compressed"
+    assert caplog.messages == [f"{tmp_path / named}: read by its content, which is {content} despite its name"]
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nii"])
+def test_truncated_nifti_named_with_the_wrong_compression(tmp_path, suffix):
+    other = ".nii" if suffix == ".nii.gz" else ".nii.gz"
+    path = tmp_path / f"t1w{other}"
+    io.save_nifti(tmp_path / f"t1w{suffix}", image(), AFFINE)
+    written = (tmp_path / f"t1w{suffix}").read_bytes()
+    path.write_bytes(written[: len(written) * 2 // 3])
+    with pytest.raises(io.InputError) as err:
+        io.load_nifti(path)
+    assert message(err) == f"{path}: truncated or corrupt NIfTI (the voxel data cannot be read in full)"
 
 
 @pytest.mark.parametrize("suffix", [".nii.gz", ".nii"])
@@ -98,6 +144,48 @@ def test_wrong_dimensionality(tmp_path):
     with pytest.raises(io.InputError) as err:
         io.load_nifti(path)
     assert message(err) == f"{path}: expected a 3-D image, got shape (10, 10, 10, 2)"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# values that the cast to the requested dtype would change
+
+
+def test_float64_beyond_the_float32_range_is_refused(tmp_path):
+    """1e39 is finite in float64 and passes the NaN/Inf check, but becomes inf as float32."""
+    data = np.ones(SHAPE, np.float64)
+    data[1, 2, 3] = 1e39
+    path = write_nifti(tmp_path / "pet.nii.gz", data)
+    with pytest.raises(io.InputError) as err:
+        io.load_nifti(path)
+    assert message(err) == (f"{path}: voxel values 1 to 1e+39 do not fit the float32 it is read as "
+                            "(range -3.40282e+38 to 3.40282e+38)")
+    data[1, 2, 3] = -1e30  # float64 within the float32 range: read as usual
+    loaded, _ = io.load_nifti(write_nifti(tmp_path / "ok.nii.gz", data))
+    assert loaded.dtype == np.float32 and loaded.min() == np.float32(-1e30)
+
+
+@pytest.mark.parametrize("stored, bad, found", [
+    (np.int16, 300, "0 to 300"),
+    (np.int16, -1, "-1 to 0"),
+    (np.float32, 256, "0 to 256"),
+])
+def test_labels_beyond_the_integer_range_are_refused(tmp_path, stored, bad, found):
+    """Read as uint8, 300 would wrap to 44 and -1 to 255: another label, silently."""
+    labels = np.zeros(SHAPE, stored)
+    labels[4, 5, 6] = bad
+    path = write_nifti(tmp_path / "regions.nii.gz", labels)
+    with pytest.raises(io.InputError) as err:
+        io.load_nifti(path, dtype=np.uint8)
+    assert message(err) == f"{path}: voxel values {found} do not fit the uint8 it is read as (range 0 to 255)"
+    loaded, _ = io.load_nifti(path, dtype=np.int32)  # a type that holds them: read as stored
+    assert loaded[4, 5, 6] == bad
+
+
+def test_labels_within_the_integer_range_are_read(tmp_path):
+    labels = np.zeros(SHAPE, np.int16)
+    labels[4, 5, 6] = 255
+    loaded, _ = io.load_nifti(write_nifti(tmp_path / "regions.nii.gz", labels), dtype=np.uint8)
+    assert loaded.dtype == np.uint8 and loaded[4, 5, 6] == 255 and loaded.sum() == 255
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -247,6 +335,148 @@ def test_empty_brain_mask(tmp_path, repo):
     assert message(err) == f"{inp['brain']}: mask is empty (no nonzero voxel)"
 
 
+def region_map(empty=None):
+    """Labels of SHAPE in which every region of dlmi.labels.REGIONS has voxels, but region `empty`."""
+    labels = (np.arange(np.prod(SHAPE)) % (max(REGIONS.values()) + 1)).reshape(SHAPE).astype(np.uint8)
+    if empty is not None:
+        labels[labels == REGIONS[empty]] = REGIONS["none"]
+    return labels
+
+
+def test_empty_reference_region(tmp_path, repo):
+    paths = tissue_inputs(tmp_path, labels=region_map(empty=REFERENCE_REGION))
+    with pytest.raises(io.InputError) as err:
+        script(repo, "extract_features").main(**paths, tsv=tmp_path / "features.tsv", subject="001")
+    assert message(err) == (f"{paths['pet_in_t1']}: SUVR in the regions of {paths['regions']}, weighted by "
+                            f"{paths['gm']}: region label {REGIONS[REFERENCE_REGION]} is empty in this subject's "
+                            "segmentation (no voxel)")
+
+
+def test_region_without_grey_matter(tmp_path, repo):
+    labels = region_map()
+    paths = tissue_inputs(tmp_path, labels=labels)
+    gm = image(seed=2)
+    gm[labels == REGIONS["temporal"]] = 0.0
+    io.save_nifti(paths["gm"], gm, AFFINE)
+    with pytest.raises(io.InputError) as err:
+        script(repo, "extract_features").main(**paths, tsv=tmp_path / "features.tsv", subject="001")
+    assert message(err).endswith(f"region label {REGIONS['temporal']} is empty in this subject's segmentation "
+                                 "(zero total weight)")
+
+
+def test_no_uptake_in_the_reference_region(tmp_path, repo):
+    labels = region_map()
+    paths = tissue_inputs(tmp_path, labels=labels)
+    pet = image(seed=4)
+    pet[labels == REGIONS[REFERENCE_REGION]] = 0.0
+    io.save_nifti(paths["pet_in_t1"], pet, AFFINE)
+    tsv = tmp_path / "features.tsv"
+    with pytest.raises(io.InputError) as err:
+        script(repo, "extract_features").main(**paths, tsv=tsv, subject="001")
+    assert message(err) == (f"{paths['pet_in_t1']}: SUVR in the regions of {paths['regions']}, weighted by "
+                            f"{paths['gm']}: mean uptake 0 in the reference region (label "
+                            f"{REGIONS[REFERENCE_REGION]}) is not positive")
+    assert not tsv.exists()
+
+
+def segment_inputs(tmp_path, t1w, prior):
+    """Files of rule segment_t1 on SHAPE: identity registration to a template whose brain mask is full."""
+    from dlmi import deformable, registration
+
+    inp = {"t1w": str(tmp_path / "t1w.nii.gz"), "xfm": str(tmp_path / "xfm.txt"),
+           "velocity": str(tmp_path / "velocity.nii.gz"), "brain": str(tmp_path / "brain.nii.gz"),
+           "regions": str(tmp_path / "regions.nii.gz"), "tissue_prior": str(tmp_path / "tissue.nii.gz")}
+    io.save_nifti(inp["t1w"], t1w, AFFINE)
+    registration.write_transform(inp["xfm"], np.eye(4))
+    deformable.save_velocity(inp["velocity"], np.zeros((3, *SHAPE), np.float32), AFFINE)
+    io.save_nifti(inp["brain"], np.ones(SHAPE), AFFINE, dtype=np.uint8)
+    io.save_nifti(inp["regions"], np.ones(SHAPE), AFFINE, dtype=np.uint8)
+    io.save_nifti(inp["tissue_prior"], prior, AFFINE, dtype=np.uint8)
+    return inp
+
+
+def slabs(csf, gm, wm):
+    """(X, Y, Z) of SHAPE holding csf for x < 3, gm for 3 <= x < 7 and wm beyond."""
+    out = np.full(SHAPE, float(wm))
+    out[:7], out[:3] = gm, csf
+    return out
+
+
+def test_prior_without_a_tissue_class(tmp_path, repo):
+    inp = segment_inputs(tmp_path, slabs(1.0, 2.0, 3.0), slabs(TISSUE_LABELS["gm"], TISSUE_LABELS["gm"],
+                                                                TISSUE_LABELS["wm"]))
+    with pytest.raises(io.InputError) as err:
+        script(repo, "segment_t1").main(inp, {}, device="cpu")
+    assert message(err) == (f"{inp['tissue_prior']}: no csf voxels in the prior label map inside the brain mask "
+                            f"of {inp['t1w']}")
+
+
+def test_image_that_is_not_t1_weighted(tmp_path, repo):
+    """CSF brightest, WM darkest (T2-weighted): the partial-volume model of the segmentation does not apply."""
+    prior = slabs(*(TISSUE_LABELS[name] for name in ("csf", "gm", "wm")))
+    inp = segment_inputs(tmp_path, slabs(3.0, 2.0, 1.0), prior)
+    with pytest.raises(io.InputError) as err:
+        script(repo, "segment_t1").main(inp, {}, device="cpu")
+    assert message(err) == (f"{inp['t1w']}: tissue means must increase CSF < GM < WM for a T1-weighted image, "
+                            "got [3.0, 2.0, 1.0]")
+
+
+FEATURE_SETS = {"volumes": ["hippocampus_L_ml", "hippocampus_R_ml", "ventricle_L_ml", "ventricle_R_ml", "icv_ml"],
+                "suvr": ["suvr_hippocampus_L", "suvr_hippocampus_R", "suvr_temporal", "suvr_parietal"]}
+
+
+def features_table(tmp_path, edit=lambda table: table):
+    """A features.tsv of three subjects with every column of FEATURE_SETS, edited by `edit`."""
+    columns = FEATURE_SETS["volumes"] + FEATURE_SETS["suvr"]
+    table = pd.DataFrame({"participant_id": ["sub-001", "sub-002", "sub-003"],
+                          **{c: [1.0 + k, 2.0 + k, 3.0 + k] for k, c in enumerate(columns)}})
+    path = tmp_path / "features.tsv"
+    io.write_tsv(path, edit(table))
+    return path
+
+
+def train(repo, tmp_path, features, participants_schema):
+    outputs = {name: tmp_path / name for name in ("metrics.tsv", "predictions.tsv", "roc.png")}
+    params = {"cv_folds": 2, "cv_repeats": 1, "bootstrap": 100, "ci_level": 0.9, "feature_sets": FEATURE_SETS}
+    script(repo, "train_models").main(features, write_participants(tmp_path, PARTICIPANTS), participants_schema,
+                                      *outputs.values(), params, seed=1)
+    return outputs
+
+
+@pytest.mark.parametrize("cell", [np.nan, np.inf, "high"])
+def test_missing_feature_value(tmp_path, repo, participants_schema, cell):
+    def edit(table):
+        table = table.astype({"suvr_temporal": object})
+        table.loc[1, "suvr_temporal"] = cell
+        return table
+
+    path = features_table(tmp_path, edit)
+    with pytest.raises(io.InputError) as err:
+        train(repo, tmp_path, path, participants_schema)
+    assert message(err) == (f"{path}: line 3 (sub-002): missing feature value in column 'suvr_temporal' "
+                            "(1 of 27 values missing or not finite)")
+    assert not (tmp_path / "metrics.tsv").exists()
+
+
+def test_missing_feature_column(tmp_path, repo, participants_schema):
+    path = features_table(tmp_path, lambda table: table.drop(columns=["icv_ml", "suvr_parietal"]))
+    with pytest.raises(io.InputError) as err:
+        train(repo, tmp_path, path, participants_schema)
+    assert message(err) == (f"{path}: missing columns 'icv_ml', 'suvr_parietal' "
+                            "(feature sets: config key model.feature_sets)")
+
+
+def test_the_model_stage_trains_the_feature_sets_the_config_names(repo):
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"participant_id": [f"sub-{k:03d}" for k in range(8)], "group": ["CN", "AD"] * 4,
+                          "icv_ml": rng.normal(size=8), "hippocampus_L_ml": rng.normal(size=8),
+                          "hippocampus_R_ml": rng.normal(size=8)})
+    params = {"cv_folds": 2, "cv_repeats": 1, "bootstrap": 100, "ci_level": 0.9,
+              "feature_sets": {"just_icv": ["icv_ml"], "hippocampi": ["hippocampus_L_ml", "hippocampus_R_ml"]}}
+    metrics, _ = script(repo, "train_models").evaluate(table, params, seed=1)
+    assert list(dict.fromkeys(metrics.features)) == ["just_icv", "hippocampi"]
+
+
 def test_template_labels_on_another_grid(tmp_path, repo):
     paths = {}
     for name, shape in (("fractions", (*SHAPE, 3)), ("tissue", SHAPE), ("regions", (9, 10, 10)), ("brain", SHAPE)):
@@ -358,7 +588,7 @@ def write_participants(tmp_path, text):
 
 
 def test_participants_written_by_the_workflow_read_back(tmp_path, participants_schema):
-    ids = cohort.subject_ids(12)
+    ids = simulated_subjects(12)
     table = cohort.participants_table(cohort.Cohort(n_subjects=12), ids)
     io.write_tsv(tmp_path / "participants.tsv", table)
     read = cohort.read_participants(tmp_path / "participants.tsv", [f"sub-{i}" for i in ids], participants_schema)
@@ -372,7 +602,7 @@ def test_participants_written_by_the_workflow_read_back(tmp_path, participants_s
     (lambda t: t.replace("sub-003\t", "\t"), "line 4: empty value in column 'participant_id'"),
     (lambda t: t.replace("\t26", "\tn/a"), "line 4: empty value in column 'cognitive_score'"),
     (lambda t: t.replace("sub-003\t", "../003\t"),
-     "line 4 (../003): column 'participant_id': '../003' does not match '^sub-[0-9]{3,4}$'"),
+     "line 4 (../003): column 'participant_id': '../003' does not match '^sub-[a-zA-Z0-9]+$'"),
     (lambda t: t.replace("\t85.5", "\told"), "line 4 (sub-003): column 'age': 'old' is not of type 'number'"),
     (lambda t: t.replace("\t28", "\t27.5"),
      "line 3 (sub-002): column 'cognitive_score': 27.5 is not of type 'integer'"),

@@ -1,13 +1,11 @@
-"""dlmi.cluster: a profile's resource settings are checked against what the SLURM executor reads."""
-from pathlib import Path
-
+"""dlmi_workflow.cluster: a profile's resource settings are checked against what the SLURM executor reads,
+and memory grows with the grid. (The shipped profiles are checked against the parsed workflow in
+tests/workflow/test_profiles.py.)"""
 import pytest
-import yaml
 
-from dlmi.cluster import KNOWN_RESOURCES, plain_resources, profile_errors, requests_gpu
+from dlmi_workflow.cluster import grid_mem_mb, profile_errors, profile_rule_errors, requests_gpu
 
 RULES = ["all", "build_template", "simulate_mri", "register_t1", "segment_t1", "train_models"]
-PROFILES = Path(__file__).resolve().parents[2] / "config" / "profiles"
 
 
 def errors(default=None, per_rule=None, device="auto", **kwargs):
@@ -50,8 +48,42 @@ def test_unknown_rule_in_set_threads():
 
 
 def test_declared_custom_resource_is_accepted():
+    assert errors(per_rule={"register_t1": {"io": 1}}, custom_resources={"io": 2}) == []
     assert errors(per_rule={"register_t1": {"io": 1}}, custom_resources=["io"]) == []
     assert len(errors(per_rule={"register_t1": {"io": 1}})) == 1
+
+
+def test_gpu_limit_without_any_rule_asking_for_a_gpu():
+    """The GPU profile's global gpu limit left alone: a later profile replaced its set-resources."""
+    message = ("resources: gpu=1 limits the GPU jobs, but no rule asks for a GPU: a profile given after "
+               "config/profiles/slurm-gpu replaced its set-resources; repeat its gpu lines in that profile")
+    assert errors(per_rule={"register_t1": {"mem_mb": 6000}}, custom_resources={"gpu": 1}) == [message]
+    assert errors(per_rule={"register_t1": {"gpu": 1}}, custom_resources={"gpu": 1}) == []
+    assert errors({"gres": "gpu:1"}, custom_resources={"gpu": 1}) == []
+    assert errors(custom_resources={"gpu": 0}) == []
+
+
+def test_rule_names_of_a_profile_file():
+    profile = {
+        "set-resources": {"register_t1": {"mem_mb": 1}, "registr_t1": {"mem_mb": 1}},
+        "set-threads": ["segment_t1=2", "segmnt_t1=2"],
+        "groups": {"simulate_mri": "subject", "simulate_mr": "subject"},
+        "localrules": ["train_model"],
+        "executor": "slurm",
+    }
+    assert profile_rule_errors(profile, RULES) == [
+        "set-resources: there is no rule 'registr_t1' (did you mean 'register_t1'?)",
+        "set-threads: there is no rule 'segmnt_t1' (did you mean 'segment_t1'?)",
+        "groups: there is no rule 'simulate_mr' (did you mean 'simulate_mri'?)",
+        "localrules: there is no rule 'train_model' (did you mean 'train_models'?)",
+    ]
+    assert profile_rule_errors({"set-resources": ["register_t1:mem_mb=10"], "groups": ["train_models=g"]}, RULES) == []
+    assert profile_rule_errors({}, RULES) == []
+
+
+@pytest.mark.parametrize("voxel_mm, expected", [(2.0, 3000), (1.0, 24000), (3.0, 3000), (4.0, 3000)])
+def test_memory_grows_with_the_voxel_count_on_finer_grids(voxel_mm, expected):
+    assert grid_mem_mb(3000, voxel_mm) == expected
 
 
 def test_internal_resources_are_ignored():
@@ -79,27 +111,3 @@ def test_gpu_request_under_device_cpu():
     assert errors(per_rule=per_rule, device="auto") == []
     assert errors(per_rule=per_rule, device="cuda") == []
     assert errors({"gpu": 1}, device="cpu")[0].startswith("default-resources: every rule asks for a GPU (gpu=1)")
-
-
-def test_plain_resources_reads_snakemake_resources():
-    from snakemake.resources import Resource, Resources
-
-    parsed = Resources.from_mapping({"mem_mb": 4000, "gpu": 1})
-    parsed["slurm_partition"] = Resource.from_cli_expression("slurm_partition", "gpu-a100")
-    assert plain_resources(parsed) == {"mem_mb": 4000, "gpu": 1, "slurm_partition": "gpu-a100"}
-    assert plain_resources(None) == {}
-
-
-@pytest.mark.parametrize("name, device, gpu_rules", [
-    ("slurm", "cpu", set()),
-    ("slurm-gpu", "auto", {"simulate_mri", "simulate_ct", "simulate_pet", "reconstruct_mri", "reconstruct_ct",
-                           "reconstruct_pet", "register_t1", "register_pet", "segment_t1"}),
-])
-def test_shipped_profiles_pass_and_ask_gpus_where_meant(repo, name, device, gpu_rules):
-    profile = yaml.safe_load((PROFILES / name / "config.yaml").read_text())
-    rules = [line.split()[1].rstrip(":") for path in (repo / "workflow" / "rules").glob("*.smk")
-             for line in path.read_text().splitlines() if line.startswith("rule ")]
-    assert set(profile["set-resources"]) <= set(rules)
-    assert profile_errors(profile["default-resources"], profile["set-resources"], device=device, rules=rules) == []
-    assert {rule for rule, res in profile["set-resources"].items() if requests_gpu(res)} == gpu_rules
-    assert set(KNOWN_RESOURCES) >= {key for res in profile["set-resources"].values() for key in res}

@@ -1,8 +1,12 @@
 import copy
+import os
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 
-from dlmi.config import ConfigError, load_config, load_yaml, validate
+from dlmi_workflow.config import ConfigError, load_config, load_yaml, tissue_signals, validate
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +112,86 @@ def test_each_pyramid_needs_one_iteration_count_per_level(schema, default, key):
     with pytest.raises(ConfigError) as err:
         validate(config, schema)
     assert str(err.value) == f"config key '{key}.iterations': needs one entry per level (2 levels, 1 entries)"
+
+
+@pytest.mark.parametrize("label", ["abc", "7", "021"])
+def test_excluded_subjects_must_be_labels_of_the_cohort(schema, default, label):
+    """'7' is not subject 007 (it would exclude nobody); a letter label is not a simulated subject."""
+    config = copy.deepcopy(default)
+    config["cohort"]["exclude"] = ["003", label]
+    with pytest.raises(ConfigError) as err:
+        validate(config, schema)
+    assert str(err.value) == f"config key 'cohort.exclude': subject {label} is not in the cohort of 20 (001, 002, 003, ...)"
+    config["cohort"]["exclude"] = ["003", "020"]
+    validate(config, schema)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the MRI contrast must suit the segmentation method
+
+
+@pytest.mark.parametrize("mri, message", [
+    ({"sequence": "spin_echo", "tr_ms": 4000.0, "te_ms": 100.0},
+     ("config keys 'acquisition.mri.sequence', 'acquisition.mri.tr_ms', 'acquisition.mri.te_ms': spin_echo with "
+      "TR 4000 ms, TE 100 ms is not T1-weighted (pure-tissue signals CSF 0.584, GM 0.259, WM 0.16); "
+      "segmentation.method 'atlas' needs CSF < GM < WM")),
+    ({"ti_ms": 600.0},  # inversion recovery nulling white matter
+     ("config keys 'acquisition.mri.sequence', 'acquisition.mri.tr_ms', 'acquisition.mri.te_ms', "
+      "'acquisition.mri.ti_ms': inversion_recovery with TR 2000 ms, TE 4 ms, TI 600 ms is not T1-weighted "
+      "(pure-tissue signals CSF 0.112, GM 0.0807, WM 0.00539); segmentation.method 'atlas' needs CSF < GM < WM")),
+])
+def test_a_contrast_that_is_not_t1_weighted_is_refused_for_the_atlas_segmentation(schema, default, mri, message):
+    config = copy.deepcopy(default)
+    config["acquisition"]["mri"].update(mri)
+    with pytest.raises(ConfigError) as err:
+        validate(config, schema)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("mri", [
+    {"sequence": "spin_echo", "tr_ms": 500.0, "te_ms": 15.0},  # the textbook T1-weighted spin echo
+    {"sequence": "inversion_recovery", "tr_ms": 2000.0, "te_ms": 4.0, "ti_ms": 900.0},  # MPRAGE-like default
+])
+def test_a_t1_weighted_contrast_is_accepted(schema, default, mri):
+    config = copy.deepcopy(default)
+    config["acquisition"]["mri"].update(mri)
+    assert validate(config, schema)["segmentation"] == {"method": "atlas"}
+    del config["segmentation"]
+    assert validate(config, schema)["segmentation"] == {"method": "atlas"}  # the default
+
+
+def test_other_segmentation_methods_are_not_known_yet(schema, default):
+    config = copy.deepcopy(default)
+    config["segmentation"]["method"] = "unet"
+    with pytest.raises(ConfigError) as err:
+        validate(config, schema)
+    assert str(err.value) == "config key 'segmentation.method': 'unet' is not one of ['atlas']"
+
+
+@pytest.mark.parametrize("mri", [
+    {"sequence": "spin_echo", "tr_ms": 4000.0, "te_ms": 100.0},
+    {"sequence": "spin_echo", "tr_ms": 500.0, "te_ms": 15.0},
+    {"sequence": "inversion_recovery", "tr_ms": 2000.0, "te_ms": 4.0, "ti_ms": 600.0},
+    {"sequence": "inversion_recovery", "tr_ms": 2300.0, "te_ms": 3.0, "ti_ms": 900.0},
+])
+def test_the_check_uses_the_signal_model_of_the_simulation(mri):
+    """tissue_signals (numpy, for a cheap config check) equals dlmi.mri.t1_weighted_signal (torch), with
+    which simulate_mri makes the images, for pure CSF, GM and WM."""
+    import torch
+
+    from dlmi import mri as mr
+    from dlmi.labels import BRAIN_CLASSES, TISSUE_LABELS
+    from dlmi.phantom import tissue_properties
+
+    table, index = tissue_properties(), [TISSUE_LABELS[name] for name in BRAIN_CLASSES]
+    pd, t1, t2 = (torch.as_tensor(table[key][index], dtype=torch.float64) for key in ("pd", "t1_ms", "t2_ms"))
+    np.testing.assert_allclose(tissue_signals(mri), mr.t1_weighted_signal(pd, t1, t2, mri).numpy(), rtol=1e-12)
+
+
+def test_validating_a_config_imports_no_torch(repo):
+    """The Snakefile validates the config at parse time, for every job: it stays cheap."""
+    code = ("import sys; from dlmi_workflow import config; "
+            "config.validate({}, config.load_yaml('workflow/schemas/config.schema.yaml')); "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    env = dict(os.environ, PYTHONPATH=str(repo / "scripts"))
+    subprocess.run([sys.executable, "-c", code], cwd=repo, env=env, check=True)

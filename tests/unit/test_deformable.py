@@ -18,6 +18,7 @@ from scipy.ndimage import map_coordinates
 from scipy.spatial.transform import Rotation
 
 from dlmi import deformable as dfm
+from dlmi import qc
 from dlmi import registration as reg
 
 # (centre mm, semi-axes mm, intensity, label); later regions paint over earlier ones
@@ -153,7 +154,7 @@ def test_registration_improves_intensity_error_and_dice(case, estimate):
     d = {}
     for name, field in (("affine", v0), ("svf", v)):
         lab = dfm.propagate_to_moving(case["t_lab"], T_AFFINE, S_SHAPE, S_AFFINE, case["T"], field)
-        d[name] = reg.label_dice(lab, case["s_lab"], (1, 2))
+        d[name] = qc.label_dice(lab, case["s_lab"], (1, 2))
     print(f"svf_register {seconds:.1f} s; RMSE {err}; Dice {d}")
     # measured (CPU, 1 thread): RMSE 0.0206 -> 0.0062 (noise sigma 0.01; the true field gives 0.0095);
     # Dice hippocampus 0.665 -> 0.849, ventricles 0.628 -> 0.784 (true field: 0.866, 0.814, the ceiling
@@ -189,9 +190,9 @@ def test_dice_against_ants_syn(case, estimate, tmp_path):
     lab = ants.apply_transforms(fixed=moving, moving=_to_ants(case["t_lab"], T_AFFINE),
                                 transformlist=out["invtransforms"], whichtoinvert=[True, False],
                                 interpolator="nearestNeighbor")
-    d_ants = reg.label_dice(np.rint(lab.numpy()).astype(np.int16), case["s_lab"], (1, 2))
+    d_ants = qc.label_dice(np.rint(lab.numpy()).astype(np.int16), case["s_lab"], (1, 2))
     ours = dfm.propagate_to_moving(case["t_lab"], T_AFFINE, S_SHAPE, S_AFFINE, case["T"], estimate[0])
-    d_ours = reg.label_dice(ours, case["s_lab"], (1, 2))
+    d_ours = qc.label_dice(ours, case["s_lab"], (1, 2))
     print(f"Dice ANTs {d_ants}, ours {d_ours}")
     for label in (1, 2):
         assert d_ants[label] > 0.75  # the peer did its job on this data

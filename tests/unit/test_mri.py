@@ -102,5 +102,5 @@ def test_t1_weighted_signal_dispatches_on_the_sequence():
     args = (torch.tensor(0.8), torch.tensor(1820.0), torch.tensor(99.0))
     se = mri.t1_weighted_signal(*args, {"sequence": "spin_echo", "tr_ms": 500.0, "te_ms": 15.0})
     assert se == mri.spin_echo_signal(*args, tr_ms=500.0, te_ms=15.0)
-    with pytest.raises(ValueError, match="acquisition.mri.sequence"):
+    with pytest.raises(ValueError, match=r"acquisition\.mri\.sequence"):
         mri.t1_weighted_signal(*args, {"sequence": "flash", "tr_ms": 1.0, "te_ms": 1.0})

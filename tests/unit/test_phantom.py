@@ -9,6 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from dlmi import labels
 from dlmi import phantom as ph
 from dlmi.seeding import rng as seeded_rng
 
@@ -16,8 +17,9 @@ VOXEL = 4.0
 
 
 @pytest.fixture(scope="module")
-def template():
-    return ph.build_template(VOXEL)
+def template(template_4mm):
+    assert template_4mm.voxel_mm == VOXEL
+    return template_4mm
 
 
 def _centroid_mm(mask, affine):
@@ -53,15 +55,15 @@ def test_aal_atlas_orientation():
 
 def test_template_is_sane(template):
     t = template
-    assert t.fractions.dtype == np.float32 and t.fractions.shape == (len(ph.TISSUES),) + t.shape
+    assert t.fractions.dtype == np.float32 and t.fractions.shape == (len(labels.TISSUES),) + t.shape
     assert np.allclose(t.fractions.sum(axis=0), 1.0, atol=1e-5) and t.fractions.min() >= 0
     assert np.array_equal(t.tissue, np.argmax(t.fractions, axis=0))
     assert t.tissue.dtype == np.uint8 and t.regions.dtype == np.uint8
-    assert set(np.unique(t.regions)) == set(ph.REGIONS.values())
-    assert ph.REFERENCE_REGION in ph.REGIONS
-    hip_l, hip_r = t.regions == ph.REGIONS["hippocampus_L"], t.regions == ph.REGIONS["hippocampus_R"]
+    assert set(np.unique(t.regions)) == set(labels.REGIONS.values())
+    assert labels.REFERENCE_REGION in labels.REGIONS
+    hip_l, hip_r = t.regions == labels.REGIONS["hippocampus_L"], t.regions == labels.REGIONS["hippocampus_R"]
     assert _centroid_mm(hip_l, t.affine)[0] < -15 < 15 < _centroid_mm(hip_r, t.affine)[0]
-    assert _centroid_mm(t.regions == ph.REGIONS["ventricle_L"], t.affine)[0] < 0
+    assert _centroid_mm(t.regions == labels.REGIONS["ventricle_L"], t.affine)[0] < 0
     assert (t.tissue[hip_l | hip_r] == ph.GM).all()
     vol = ph.region_volumes_ml(t.regions, t.affine)
     tis = ph.tissue_volumes_ml(t.fractions, t.affine)
@@ -99,7 +101,7 @@ def test_subject_is_deterministic_and_on_the_template_grid(template):
     assert np.array_equal(a["affine"], template.affine) and a["tissue"].shape == template.shape
     assert np.allclose(a["fractions"].sum(axis=0), 1.0, atol=1e-5)
     assert a["fdg"].min() >= 0 and -1000 <= a["ct_hu"].min() and a["ct_hu"].max() <= 1000
-    hip = np.isin(a["regions"], (ph.REGIONS["hippocampus_L"], ph.REGIONS["hippocampus_R"]))
+    hip = np.isin(a["regions"], (labels.REGIONS["hippocampus_L"], labels.REGIONS["hippocampus_R"]))
     assert (a["tissue"][hip] == ph.GM).all()
 
 
@@ -119,8 +121,8 @@ def test_ad_effect_sizes_match_configuration(template, seed):
     ad = _simulate(template, "AD", 70.0, seed, effects=effects)
     atrophy = ad["applied"]["hippocampal_atrophy"]
     assert 0.20 <= atrophy <= 0.30
-    hip = (ph.REGIONS["hippocampus_L"], ph.REGIONS["hippocampus_R"])
-    vent = (ph.REGIONS["ventricle_L"], ph.REGIONS["ventricle_R"])
+    hip = (labels.REGIONS["hippocampus_L"], labels.REGIONS["hippocampus_R"])
+    vent = (labels.REGIONS["ventricle_L"], labels.REGIONS["ventricle_R"])
 
     def gm_in(s, labels):
         return s["fractions"][ph.GM][np.isin(s["regions"], labels)].sum()
@@ -131,9 +133,11 @@ def test_ad_effect_sizes_match_configuration(template, seed):
     vent_ratio = np.isin(ad["regions"], vent).sum() / np.isin(cn["regions"], vent).sum()
     assert vent_ratio == pytest.approx(1 + effects.ventricle_enlargement, abs=0.03)
     # FDG: GM uptake per GM volume in temporal cortex lowered by the configured fraction, cerebellum spared
-    for region, drop in (("temporal", effects.fdg_hypometabolism), (ph.REFERENCE_REGION, 0.0)):
-        m_cn, m_ad = cn["regions"] == ph.REGIONS[region], ad["regions"] == ph.REGIONS[region]
-        gm_fdg = lambda s, m: (s["fdg"][m] / s["applied"]["fdg_scale"]).sum()
+    def gm_fdg(s, m):
+        return (s["fdg"][m] / s["applied"]["fdg_scale"]).sum()
+
+    for region, drop in (("temporal", effects.fdg_hypometabolism), (labels.REFERENCE_REGION, 0.0)):
+        m_cn, m_ad = cn["regions"] == labels.REGIONS[region], ad["regions"] == labels.REGIONS[region]
         assert np.array_equal(m_cn, m_ad)
         assert gm_fdg(ad, m_ad) / gm_fdg(cn, m_cn) == pytest.approx(1 - drop * 0.8, abs=0.05)
 
@@ -160,7 +164,8 @@ def test_ageing_shrinks_hippocampus_and_grows_ventricles(template):
     old = _simulate(template, "CN", 85.0, 7)
     ages = ph.AgeEffects()
     vy, vo = young["volumes_ml"], old["volumes_ml"]
-    vent = lambda v: v["ventricle_L"] + v["ventricle_R"]
+    def vent(v):
+        return v["ventricle_L"] + v["ventricle_R"]
     assert vent(vo) / vent(vy) == pytest.approx(1 + 30 * ages.ventricle_growth_per_year, abs=0.03)
     assert vo["gm"] < vy["gm"] and vo["csf"] > vy["csf"]
     assert vo["hippocampus_L"] < vy["hippocampus_L"]
@@ -176,7 +181,8 @@ def test_between_subject_variability_is_about_ten_percent(template):
                                 rng=seeded_rng(2024, sid, "simulate_anatomy"))["volumes_ml"]
         pv.append(v["hippocampus_L_pv"] + v["hippocampus_R_pv"])
         label.append(v["hippocampus_L"] + v["hippocampus_R"])
-    cv = lambda x: 100 * np.std(x, ddof=1) / np.mean(x)
+    def cv(x):
+        return 100 * np.std(x, ddof=1) / np.mean(x)
     assert 8.0 <= cv(pv) <= 12.0, cv(pv)
     assert 6.0 <= cv(label) <= 15.0, cv(label)
 

@@ -1,42 +1,30 @@
-"""Planning: job counts and resources parsed from Snakemake's dry-run text, benchmark files, and the
-cost arithmetic, on hand-made inputs with known answers."""
+"""Planning: the resources a dry-run's jobs ask for, benchmark files, and the cost arithmetic, on hand-made
+inputs with known answers. (Reading Snakemake's text is dlmi_workflow.snakemake_interface, tested in
+test_snakemake_interface.py; that `make plan` takes a profile's values is tested in
+tests/workflow/test_profiles.py.)"""
 import pandas as pd
 import pytest
 
-from dlmi import planning
+from dlmi_workflow import planning
 
-DRY_RUN = """Building DAG of jobs...
-Job stats:
-job                  count
------------------  -------
-simulate_ct              3
-train_models             1
-total                    4
-
-rule simulate_ct:
-    output: results/sub-001/ct/sub-001_sinogram.npz
-    jobid: 3
-    wildcards: subject=001
-    resources: tmpdir=<TBD>, mem_mb=3000, mem_mib=2862, runtime=10
-
-rule simulate_ct:
-    jobid: 4
-    resources: tmpdir=<TBD>, mem_mb=3000, mem_mib=2862, runtime=10
-
-localrule train_models:
-    jobid: 0
-    resources: tmpdir=<TBD>, mem_mb=2000, mem_mib=1908, runtime=20
-"""
+# Jobs as snakemake_interface.listed_jobs returns them (only the keys planning reads).
+JOBS = [
+    {"rule": "simulate_ct", "resources": {"tmpdir": "/tmp", "mem_mb": 3000, "mem": "3 GB", "runtime": 10, "gpu": 1}},
+    {"rule": "simulate_ct", "resources": {"tmpdir": "/tmp", "mem_mb": 3000, "runtime": 10, "gpu": 1}},
+    {"rule": "train_models", "resources": {"tmpdir": "<TBD>", "mem_mb": 2000, "runtime": 20}},
+    {"rule": "all", "resources": {"tmpdir": "/tmp"}},
+]
 
 BENCH_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
 
-def test_counts_and_declared_resources_from_a_dry_run():
-    assert planning.job_counts(DRY_RUN) == {"simulate_ct": 3, "train_models": 1}
-    assert planning.declared_resources(DRY_RUN) == {
-        "simulate_ct": {"mem_mb": 3000.0, "runtime": 10.0},
-        "train_models": {"mem_mb": 2000.0, "runtime": 20.0},
+def test_requested_resources_of_the_listed_jobs():
+    assert planning.requested_resources(JOBS) == {
+        "simulate_ct": {"mem_mb": 3000.0, "runtime": 10.0, "gpu": 1.0},
+        "train_models": {"mem_mb": 2000.0, "runtime": 20.0, "gpu": 0.0},
     }
+    gres = [{"rule": "register_t1", "resources": {"mem_mb": 100, "gres": "gpu:a100:1"}}]
+    assert planning.requested_resources(gres)["register_t1"]["gpu"] == 1.0
 
 
 def test_benchmark_files_per_subject_and_per_rule(tmp_path):
@@ -50,24 +38,15 @@ def test_benchmark_files_per_subject_and_per_rule(tmp_path):
         "rule": "train_models", "wall_s": 10.0, "cpu_s": 9.0, "max_rss_mb": 800.0}
 
 
-def test_estimate_uses_medians_and_falls_back_to_declared_resources():
+def test_estimate_uses_medians_and_falls_back_to_requested_resources():
     bench = pd.DataFrame({"rule": ["simulate_ct"] * 3, "wall_s": [2.0, 4.0, 3.0], "cpu_s": [1.5, 3.5, 2.5],
                           "max_rss_mb": [300.0, 500.0, 400.0]})
     counts = {"simulate_ct": 1000, "train_models": 1}
-    table = planning.estimate(counts, bench, planning.declared_resources(DRY_RUN), on_gpu={"simulate_ct"})
+    table = planning.estimate(counts, bench, planning.requested_resources(JOBS))
     ct, model = table.set_index("rule").loc["simulate_ct"], table.set_index("rule").loc["train_models"]
     assert ct["cpu_hours"] == pytest.approx(1000 * 2.5 / 3600)
-    assert ct["gpu_hours"] == pytest.approx(1000 * 3.0 / 3600)
+    assert ct["gpu_hours"] == pytest.approx(1000 * 3.0 / 3600)  # its jobs ask for a GPU
     assert ct["peak_mem_mb"] == 500.0
     assert (model["cpu_hours"], model["gpu_hours"], model["peak_mem_mb"]) == (pytest.approx(20 / 60), 0.0, 2000.0)
-    assert model["source"] == "declared resources"
+    assert model["source"] == "requested resources"
     assert planning.summary(table).startswith("1001 jobs: 1.03 CPU-hours, 0.83 GPU-hours; peak memory of one job 2000 MB")
-
-
-def test_gpu_rules_of_a_profile(tmp_path):
-    (tmp_path / "config.yaml").write_text(
-        "set-resources:\n  register_t1:\n    gpu: 1\n  reconstruct_pet:\n    gres: 'gpu:1'\n  train_models:\n    mem_mb: 100\n")
-    assert planning.gpu_rules(tmp_path) == {"register_t1", "reconstruct_pet"}
-    (tmp_path / "config.yaml").write_text("default-resources:\n  - gpu=1\n")
-    assert planning.gpu_rules(tmp_path) == {"*"}
-    assert planning.gpu_rules(None) == set()

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlmi import config as dlmi_config
-from dlmi import io, provenance, runlog, seeding
+from dlmi import io, seeding
+from dlmi_workflow import config as dlmi_config
+from dlmi_workflow import provenance, runlog
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -171,7 +172,7 @@ def test_finish_writes_one_record_per_output_stem(tmp_path):
     assert provenance.missing_keys(record) == []
     assert record["Outputs"] == [str(p) for p in outputs]
     assert record["Seed"]["Study"] == 7 and "001/participant" in record["Seed"]["Derived"]
-    assert record["Device"] in ("cpu", ) or record["Device"].startswith("cuda")
+    assert record["Device"] == "cpu" or record["Device"].startswith("cuda")
     assert record["Packages"]["numpy"] == np.__version__
     assert record["StartTime"] <= record["EndTime"]
     assert list(tmp_path.glob(".*")) == [unrelated]  # the killed attempt's temporary file is gone

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 from skimage.metrics import normalized_root_mse, peak_signal_noise_ratio
 
 from dlmi import qc
@@ -36,3 +37,18 @@ def test_mid_slices_are_radiological():
     assert axial[2, 0] == 1.0  # the patient's right on the viewer's left
     assert coronal[3, 0] == 1.0 and coronal[0, 2] == 3.0  # right on the left, superior at the top
     assert sagittal[0, 3] == 3.0 and sagittal[3, 5] == 2.0  # superior up, anterior on the right
+
+
+def test_dice_and_label_dice():
+    a = np.zeros((4, 4, 4), bool)
+    b = np.zeros((4, 4, 4), bool)
+    a[:2] = True
+    b[1:3] = True
+    assert qc.dice(a, b) == pytest.approx(0.5)
+    assert qc.dice(a, a) == 1.0 and qc.dice(np.zeros(3), np.zeros(3)) == 1.0
+    assert qc.dice(torch.from_numpy(a), torch.from_numpy(~a)) == 0.0
+    la, lb = a.astype(int) + 2 * (~a), b.astype(int) + 2 * (~b)
+    out = qc.label_dice(la, lb, [1, 2, 3])
+    assert out[1] == pytest.approx(0.5) and out[2] == pytest.approx(0.5) and out[3] == 1.0
+    with pytest.raises(ValueError, match="shape"):
+        qc.dice(a, b[:2])

@@ -197,7 +197,7 @@ def test_transform_file_round_trip(tmp_path):
     for name in ("t.mat", "t.txt", "t.tfm"):
         reg.write_transform(tmp_path / name, T)
         np.testing.assert_allclose(reg.read_transform(tmp_path / name), T, atol=1e-9)
-    with pytest.raises(ValueError, match="bad.txt"):
+    with pytest.raises(ValueError, match=r"bad\.txt"):
         (tmp_path / "bad.txt").write_text("not a transform\n")
         reg.read_transform(tmp_path / "bad.txt")
 
@@ -275,18 +275,3 @@ def test_points_inverse_and_corner_error():
     assert reg.corner_error_mm(shift, np.eye(4), (10, 10, 10), np.eye(4)) == pytest.approx(5.0)
     scale = np.diag([2.0, 1.0, 1.0, 1.0])  # about the world origin = voxel 0: largest error at x = 9
     assert reg.corner_error_mm(scale, np.eye(4), (10, 10, 10), np.eye(4)) == pytest.approx(9.0)
-
-
-def test_dice_and_label_dice():
-    a = np.zeros((4, 4, 4), bool)
-    b = np.zeros((4, 4, 4), bool)
-    a[:2] = True
-    b[1:3] = True
-    assert reg.dice(a, b) == pytest.approx(0.5)
-    assert reg.dice(a, a) == 1.0 and reg.dice(np.zeros(3), np.zeros(3)) == 1.0
-    assert reg.dice(torch.from_numpy(a), torch.from_numpy(~a)) == 0.0
-    la, lb = a.astype(int) + 2 * (~a), b.astype(int) + 2 * (~b)
-    out = reg.label_dice(la, lb, [1, 2, 3])
-    assert out[1] == pytest.approx(0.5) and out[2] == pytest.approx(0.5) and out[3] == 1.0
-    with pytest.raises(ValueError, match="shape"):
-        reg.dice(a, b[:2])

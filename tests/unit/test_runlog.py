@@ -2,11 +2,11 @@
 import subprocess
 import sys
 
-from dlmi import runlog
+from dlmi_workflow import runlog
 
 SCRIPT = """
 import sys
-from dlmi import runlog
+from dlmi_workflow import runlog
 from dlmi.io import InputError
 
 with runlog.stop_on_input_error():
@@ -42,41 +42,69 @@ def test_other_errors_keep_their_traceback(tmp_path):
     assert "Traceback" in result.stderr and result.stderr.strip().endswith("RuntimeError: a bug")
 
 
-# The error blocks of a Snakemake 9 run log (copied from a --keep-going run of the tiny study, shortened),
-# with a group rule's block, whose input names every subject but whose output names none.
-SNAKEMAKE_LOG = """\
-[Thu Nov 26 09:44:27 2026]
-Error in rule reconstruct_ct:
-    message: None
-    jobid: 35
-    input: results/sub-003/ct/sub-003_sinogram.npz
-    output: results/sub-003/ct/sub-003_desc-fbp_ct.nii.gz
-    log: logs/reconstruct_ct/sub-003.log (check log file(s) for error details)
-Execute 1 jobs...
-[Thu Nov 26 09:44:28 2026]
-localrule qc_figure:
-    input: results/sub-001/anat/sub-001_desc-recon_T1w.nii.gz, results/sub-002/anat/sub-002_desc-recon_T1w.nii.gz
-    output: results/group/qc/recon_t1.png
-Error in rule gather_features:
-    jobid: 2
-    input: results/sub-001/sub-001_features.tsv, results/sub-002/sub-002_features.tsv
-    output: results/group/features.tsv
-    log: logs/gather_features.log (check log file(s) for error details)
-Error in rule simulate_ct:
-    output: results/sub-0010/ct/sub-0010_sinogram.npz
-    wildcards: subject=0010
-"""
+def write_log(path, *lines):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines))
+    return str(path)
 
 
-def test_failed_subjects_are_read_from_the_error_blocks():
-    assert runlog.failed_subjects(SNAKEMAKE_LOG) == ["0010", "003"]
-    assert runlog.failed_subjects("Finished jobid: 3 (Rule: reconstruct_ct)\n") == []
+def test_last_error_reads_a_log_written_by_start(tmp_path):
+    run_script(tmp_path, "input")
+    assert runlog.last_error(tmp_path / "job.log") == LINE.removeprefix("dlmi ERROR ")
+    info = write_log(tmp_path / "ok.log", "2026-11-26 09:44:27,001 reconstruct_ct INFO reading the sinogram")
+    assert runlog.last_error(info) is None
+    crash = write_log(tmp_path / "crash.log", "2026-11-26 09:44:27,001 register_t1 INFO level 1",
+                      "Traceback (most recent call last):", '  File "x.py", line 3, in <module>',
+                      "RuntimeError: a bug", "")
+    assert runlog.last_error(crash) == "RuntimeError: a bug"
+
+
+def test_failed_subjects_are_read_from_the_job_logs_and_outputs(tmp_path):
+    """A job failed when its log is there (it started) and its outputs are not all there (Snakemake removes
+    those of a failed job)."""
+    def job(subject, rule, *, log_lines=None, outputs=("a",), present=()):
+        log = tmp_path / "logs" / rule / f"sub-{subject}.log"
+        if log_lines is not None:
+            write_log(log, *log_lines)
+        paths = [tmp_path / "results" / f"sub-{subject}_{rule}_{name}" for name in outputs]
+        for path in paths:
+            if path.name.endswith(present):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text("x")
+        return subject, rule, str(log), [str(path) for path in paths]
+
+    error = "2026-11-26 09:44:27,123 dlmi ERROR results/sub-003/ct/sub-003_sinogram.npz: truncated"
+    jobs = [
+        job("001", "reconstruct_ct", log_lines=["... INFO done"], present=("a",)),  # finished
+        job("002", "reconstruct_ct"),  # not started
+        job("003", "reconstruct_ct", log_lines=["2026-11-26 09:44:27,001 dlmi INFO reading", error]),
+        job("0010", "register_t1", log_lines=["2026-11-26 09:44:27,001 register_t1 INFO level 1"],
+            outputs=("a", "b"), present=("a",)),  # cut off after its first output, no ERROR line
+        job("003", "simulate_pet", log_lines=[error.replace("ct/sub-003_sinogram", "pet/sub-003_sinogram")]),
+    ]
+    failed = runlog.failed_subjects(jobs)
+    assert list(failed) == ["003", "0010"]  # in the order of the jobs
+    assert failed["003"] == [
+        ("reconstruct_ct", jobs[2][2], "results/sub-003/ct/sub-003_sinogram.npz: truncated"),
+        ("simulate_pet", jobs[4][2], "results/sub-003/pet/sub-003_sinogram.npz: truncated"),
+    ]
+    assert failed["0010"] == [("register_t1", jobs[3][2], None)]
+    assert runlog.failed_subjects([]) == {}
 
 
 def test_group_waiting_message():
-    assert runlog.group_waiting_message(["003"], []) == (
-        "group stage waits for subject 003 (failed); fix it or add it to cohort.exclude")
-    assert runlog.group_waiting_message(["003", "005"], ["006"]) == (
-        "group stage waits for subjects 003, 005 (failed) and subject 006 (not run yet; --keep-going finishes "
-        "them); fix them or add them to cohort.exclude")
-    assert runlog.group_waiting_message([], ["001", "002"]) is None
+    log = "logs/reconstruct_ct/sub-003.log"
+    one = {"003": [("reconstruct_ct", log, "results/sub-003/ct/sub-003_sinogram.npz: truncated")]}
+    assert runlog.group_waiting_message(one, []).splitlines() == [
+        "group stage waits for subject 003 (failed); fix it or add it to cohort.exclude",
+        f"  subject 003, reconstruct_ct: results/sub-003/ct/sub-003_sinogram.npz: truncated ({log})",
+    ]
+    two = one | {"005": [("register_t1", "logs/register_t1/sub-005.log", None)]}
+    assert runlog.group_waiting_message(two, ["006"]).splitlines() == [
+        ("group stage waits for subjects 003, 005 (failed) and subject 006 (not run yet; --keep-going finishes "
+         "them); fix them or add them to cohort.exclude"),
+        f"  subject 003, reconstruct_ct: results/sub-003/ct/sub-003_sinogram.npz: truncated ({log})",
+        ("  subject 005, register_t1: no ERROR line in its log; the job's traceback is in Snakemake's output (or "
+         "its SLURM log) (logs/register_t1/sub-005.log)"),
+    ]
+    assert runlog.group_waiting_message({}, ["001", "002"]) is None

@@ -1,4 +1,4 @@
-"""dlmi.scheduling: at most one re-evaluation timer of Snakemake's scheduler loop waits at a time, and the
+"""dlmi_workflow.scheduling: at most one re-evaluation timer of Snakemake's scheduler loop waits at a time, and the
 private method it replaces is still the one the pinned Snakemake calls."""
 import inspect
 import threading
@@ -6,7 +6,7 @@ from importlib import metadata
 
 from snakemake.scheduling.job_scheduler import JobScheduler
 
-from dlmi import scheduling
+from dlmi_workflow import scheduling
 
 
 class Loop:

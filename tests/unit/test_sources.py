@@ -1,8 +1,7 @@
-"""dlmi.sources: the import closure of a rule script, on hand-made scripts with a known answer."""
-import hashlib
+"""dlmi_workflow.sources: the import closure of a rule script, on hand-made scripts with a known answer."""
 import os
 
-from dlmi import sources
+from dlmi_workflow import sources
 
 
 def test_imports_of_every_form_are_found(tmp_path):
@@ -32,7 +31,7 @@ def test_closure_follows_imports_between_library_modules(tmp_path):
     assert closure == ("dlmi", "dlmi.ct", "dlmi.pet")
     assert "torch" in sources.third_party_imports(script) and "math" not in sources.third_party_imports(script)
     line = sources.library_version(script)
-    digest = hashlib.sha256(sources.module_path("dlmi.ct").read_bytes()).hexdigest()[:12]
+    digest = sources.code_hash(sources.module_path("dlmi.ct"))[:12]
     assert f"dlmi.ct@{digest}" in line.split()
 
 
@@ -47,3 +46,21 @@ def test_export_to_jobs_puts_the_folder_first_once(monkeypatch):
     sources.export_to_jobs("/repo/scripts")
     sources.export_to_jobs("/repo/scripts")
     assert os.environ["PYTHONPATH"] == os.pathsep.join(["/repo/scripts", "/elsewhere"])
+
+
+def test_code_hash_ignores_comments_docstrings_and_layout_but_not_code(tmp_path):
+    a, b, c = tmp_path / "a.py", tmp_path / "b.py", tmp_path / "c.py"
+    a.write_text('"""Module."""\nX = 1\n\n\ndef f(y):\n    """Doc."""\n    return y + X\n')
+    b.write_text('"""Other words."""\n# a comment\nX = 1\ndef f(y):  # inline\n    """Other."""\n    return (y + X)\n')
+    c.write_text('"""Module."""\nX = 2\n\n\ndef f(y):\n    """Doc."""\n    return y + X\n')
+    assert sources.code_hash(a) == sources.code_hash(b) != sources.code_hash(c)
+    d = tmp_path / "d.py"
+    d.write_text('def f(y):\n    """Only a docstring."""\n')
+    assert sources.code_hash(d) != sources.code_hash(a)  # the function remains, with an empty body
+
+
+def test_workflow_support_is_outside_the_closure(tmp_path):
+    script = tmp_path / "rule.py"
+    script.write_text("from dlmi import io\nfrom dlmi_workflow import runlog\n")
+    assert "dlmi_workflow.runlog" not in sources.library_modules(script)
+    assert set(sources.library_modules(script)) == {"dlmi", "dlmi.io", "dlmi.orientation"}

@@ -1,8 +1,8 @@
 """Dry-run planning: every stage is in the DAG with the expected number of jobs."""
 import pytest
-from conftest import job_counts, snakemake
+from conftest import snakemake
 
-from dlmi.planning import listed_jobs
+from dlmi_workflow.snakemake_interface import job_counts, listed_jobs
 
 PER_SUBJECT = [
     "simulate_anatomy", "simulate_mri", "simulate_ct", "simulate_pet",
@@ -17,7 +17,7 @@ ONCE = ["build_template", "make_participants", "gather_features", "train_models"
 def test_dry_run_has_every_stage(tmp_path, n_subjects):
     result = snakemake(tmp_path, "--dry-run", "--cores", "2", configs=[{"cohort": {"n_subjects": n_subjects}}])
     counts = job_counts(result.stdout + result.stderr)
-    expected = {rule: n_subjects for rule in PER_SUBJECT} | {rule: 1 for rule in ONCE} | {"qc_figure": 7}
+    expected = dict.fromkeys(PER_SUBJECT, n_subjects) | dict.fromkeys(ONCE, 1) | {"qc_figure": 7}
     assert counts == expected
 
 

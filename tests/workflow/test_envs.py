@@ -13,7 +13,7 @@ import yaml
 from conftest import REPO
 from parsed import parse_workflow
 
-from dlmi import sources
+from dlmi_workflow import sources
 
 # conda-forge names that differ from the PyPI distribution name
 CONDA_NAME = {"torch": "pytorch", "matplotlib": "matplotlib-base"}
@@ -100,11 +100,11 @@ def test_dlmi_imports_in_an_interpreter_that_does_not_have_it(tmp_path):
     """The workflow puts scripts/ on its jobs' PYTHONPATH; the base interpreter of the venv (which has no
     dlmi installed) then imports dlmi from the checkout, as a per-rule conda env's python would."""
     base = getattr(sys, "_base_executable", sys.executable)
-    probe = "import dlmi.sources, sys; print(dlmi.sources.__file__)"
+    probe = "import dlmi_workflow.sources, sys; print(dlmi_workflow.sources.__file__)"
     clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     without = subprocess.run([base, "-c", probe], capture_output=True, text=True, env=clean, cwd=tmp_path, check=False)
     assert without.returncode != 0, "the base interpreter already has dlmi: the check below would prove nothing"
     job_env = dict(clean, PYTHONPATH=parse_workflow(env=clean)["pythonpath"])
     inside = subprocess.run([base, "-c", probe], capture_output=True, text=True, env=job_env, cwd=tmp_path, check=False)
     assert inside.returncode == 0, inside.stderr
-    assert Path(inside.stdout.strip()) == REPO / "scripts" / "dlmi" / "sources.py"
+    assert Path(inside.stdout.strip()) == REPO / "scripts" / "dlmi_workflow" / "sources.py"

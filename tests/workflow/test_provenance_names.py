@@ -3,25 +3,13 @@ from collections import defaultdict
 
 from conftest import snakemake
 
-from dlmi import provenance
-
-
-def planned_outputs(log: str) -> list[list[str]]:
-    """The output files of every job a dry-run lists, one list per job."""
-    jobs, current = [], None
-    for line in log.splitlines():
-        stripped = line.strip()
-        if stripped.startswith(("rule ", "localrule ")) and stripped.endswith(":"):
-            current = []
-            jobs.append(current)
-        elif current is not None and stripped.startswith("output:"):
-            current.extend(f.strip() for f in stripped.removeprefix("output:").split(","))
-    return [job for job in jobs if job]
+from dlmi_workflow import provenance
+from dlmi_workflow.snakemake_interface import listed_jobs
 
 
 def test_records_collide_with_no_output_and_no_other_job(tmp_path):
     result = snakemake(tmp_path, "--dry-run", "--cores", "1", configs=[{"cohort": {"n_subjects": 3}}])
-    jobs = planned_outputs(result.stdout)
+    jobs = [sorted(job["output"]) for job in listed_jobs(result.stdout) if job["output"]]
     every_output = {f for job in jobs for f in job}
     assert len(jobs) > 40 and "results/dataset_description.json" in every_output
     owner = defaultdict(set)

@@ -3,7 +3,6 @@ the change, and no others. Each test edits a copy of the checkout and of the fin
 
 The expected set is computed independently of Snakemake's own decision: the jobs the change touches (the
 seeds), then every job that reads a file written by an expected job, read off the `--forceall` listing."""
-import hashlib
 import modulefinder
 import os
 import shutil
@@ -16,8 +15,8 @@ import yaml
 from conftest import REPO, SNAKEMAKE
 from parsed import parse_workflow
 
-from dlmi import sources
-from dlmi.planning import listed_jobs
+from dlmi_workflow import sources
+from dlmi_workflow.planning import listed_jobs
 
 pytestmark = pytest.mark.slow
 
@@ -77,6 +76,20 @@ def test_an_untouched_copy_has_nothing_to_do(copies):
     assert listed_jobs(dry_run(repo, study)) == []
 
 
+def test_edits_that_cannot_change_an_output_rerun_nothing(copies):
+    """Workflow support code (logs, provenance, config checks) and the comments and docstrings of the
+    science library are outside every rule's `library` hash."""
+    repo, study = copies
+    support = repo / "scripts" / "dlmi_workflow" / "runlog.py"
+    support.write_text(support.read_text() + "\nEDITED = True\n")
+    science = repo / "scripts" / "dlmi" / "io.py"
+    text = science.read_text()
+    edited = text.replace('"""', '"""An edited docstring. ', 1).replace("\nimport ", "\n# an edited comment\nimport ", 1)
+    assert edited != text
+    science.write_text(edited)
+    assert listed_jobs(dry_run(repo, study)) == []
+
+
 def test_an_osem_parameter_reruns_pet_reconstruction_and_what_follows(copies):
     repo, study = copies
     planned = check_exactly_downstream(
@@ -91,7 +104,7 @@ def test_an_osem_parameter_reruns_pet_reconstruction_and_what_follows(copies):
 def test_an_edit_of_the_ct_kernels_reruns_the_rules_that_import_them(copies):
     repo, study = copies
     module = repo / "scripts" / "dlmi" / "ct.py"
-    module.write_text(module.read_text() + "\n# an edit\n")
+    module.write_text(module.read_text() + "\nEDITED = True\n")
     users = {"simulate_ct", "reconstruct_ct", "simulate_pet", "reconstruct_pet"}  # dlmi.pet imports dlmi.ct
     planned = check_exactly_downstream(repo, study, lambda job: job["rule"] in users)
     assert not {rule for rule, _ in planned} & {"simulate_mri", "reconstruct_mri", "register_t1", "segment_t1"}
@@ -137,4 +150,4 @@ def test_each_rule_depends_on_the_library_modules_its_script_imports():
         named = dict(entry.split("@") for entry in library.split())
         assert set(named) == found, name
         for module, digest in named.items():
-            assert digest == hashlib.sha256(sources.module_path(module).read_bytes()).hexdigest()[:12]
+            assert digest == sources.code_hash(sources.module_path(module))[:12]

@@ -9,23 +9,30 @@ import sys
 SCRIPTS = os.path.normpath(os.path.join(workflow.basedir, "../scripts"))
 sys.path.insert(0, SCRIPTS)
 
-import dlmi.cluster
-import dlmi.config
-import dlmi.runlog
-import dlmi.scheduling
-import dlmi.sources
-from dlmi.cohort import draw_participant, from_config, subject_ids
+import dlmi_workflow.bids
+import dlmi_workflow.cluster
+import dlmi_workflow.config
+import dlmi_workflow.runlog
+import dlmi_workflow.scheduling
+import dlmi_workflow.sources
+import dlmi_workflow.snakemake_interface
+from dlmi.cohort import draw_participant, from_config
+from snakemake.exceptions import WorkflowError
 from snakemake.scheduling.job_scheduler import JobScheduler
 
-dlmi.sources.export_to_jobs(SCRIPTS)
-dlmi.scheduling.limit_reevaluation_timers(JobScheduler)  # one wake-up timer, not one per finished job
+dlmi_workflow.sources.export_to_jobs(SCRIPTS)
+dlmi_workflow.scheduling.limit_reevaluation_timers(
+    JobScheduler
+)  # one wake-up timer, not one per finished job
 
 config.update(
-    dlmi.config.validate(config, dlmi.config.load_yaml(workflow.source_path("../schemas/config.schema.yaml")))
+    dlmi_workflow.config.validate(
+        config, dlmi_workflow.config.load_yaml(workflow.source_path("../schemas/config.schema.yaml"))
+    )
 )
 
 OUT = config["output_dir"].rstrip("/")
-SUBJECTS = subject_ids(config["cohort"]["n_subjects"])
+SUBJECTS = list(dlmi_workflow.bids.study_subjects(config))  # a simulated study has no sessions
 GROUP_SUBJECTS = [s for s in SUBJECTS if s not in config["cohort"]["exclude"]]
 ENVS = "../../envs"
 # What a subject's own draws depend on: changing the cohort size or exclusions must not re-run any subject.
@@ -40,20 +47,25 @@ def subject_effects(wildcards):
 
 
 wildcard_constraints:
-    subject=r"[0-9]{3,4}",
+    subject=dlmi_workflow.bids.LABEL,
 
 
-def library(script):
-    """The `library` parameter of a rule: a content hash of each dlmi module its script imports, read
-    from the imports themselves, so that editing a module reruns exactly the rules that run it."""
-    return dlmi.sources.library_version(os.path.join(SCRIPTS, f"{script}.py"))
+def attach_library_versions():
+    """Give each script-running rule its `library` parameter (the code hashes of the dlmi modules that its own
+    `script:` imports, dlmi_workflow.sources), so that editing a module reruns exactly the rules that run it.
+    Called at the end of the Snakefile, once every rule exists; a rule's script must lie in scripts/."""
+    for each in workflow.rules:  # (a variable cannot be called "rule" in a Snakefile)
+        if each.script:
+            script = os.path.join(SCRIPTS, os.path.basename(each.script))
+            if not os.path.isfile(script):
+                raise WorkflowError(f"the script {each.script} of {each.name} is not in {SCRIPTS}")
+            each.set_params(library=dlmi_workflow.sources.library_version(script))
 
 
-def sub(datatype, suffix):
-    """BIDS-derivative path of one subject's file: results/sub-001/<datatype>/sub-001_<suffix>
+def sub(datatype, name):
+    """BIDS-derivative path of one subject's file: results/sub-{subject}/<datatype>/sub-{subject}_<name>
     (no datatype folder when `datatype` is empty)."""
-    folder = f"{OUT}/sub-{{subject}}/{datatype}/" if datatype else f"{OUT}/sub-{{subject}}/"
-    return f"{folder}sub-{{subject}}_{suffix}"
+    return dlmi_workflow.bids.bids_path(OUT, datatype, name)
 
 
 def study(name):
@@ -120,32 +132,55 @@ def qc_inputs(wildcards):
     return inputs
 
 
-def group_waiting_message(snakemake_log):
-    """After a failed run: the line saying which subjects the group stage waits for (or None).
+def group_waiting_message():
+    """After a failed run: the lines saying which subjects the group stage waits for (or None).
 
-    A subject failed when the run's log (`snakemake_log`: a path, a list of paths or None) has a failed job
-    of it; another subject is unfinished when a per-subject file that a group rule reads is missing."""
+    A subject failed when one of its jobs left its own log (logs/<rule>/sub-<label>.log) but not all its
+    outputs (dlmi_workflow.runlog.failed_subjects); another subject is unfinished when a per-subject file
+    that a group rule reads is missing."""
+    files = dlmi_workflow.snakemake_interface.rule_files(workflow)
+    # per-subject rule -> (its log, its outputs but the temporary ones, which Snakemake deletes after use)
+    per_subject = {
+        name: (f["log"][0], [o["path"] for o in f["output"] if not o["temp"]])
+        for name, f in files.items()
+        if f["wildcards"] == ["subject"] and f["log"]
+    }
+    jobs = [
+        (s, name, log.format(subject=s), [o.format(subject=s) for o in outputs])
+        for s in GROUP_SUBJECTS
+        for name, (log, outputs) in per_subject.items()
+    ]
+    failed = dlmi_workflow.runlog.failed_subjects(jobs)
     patterns = {rules.extract_features.output.tsv, *rules.assess_quality.output}
     patterns.update(p for stage in QC_STAGES for p in qc_sources(stage) if p and "{subject}" in p)
     waiting = [s for s in GROUP_SUBJECTS if not all(os.path.exists(p.format(subject=s)) for p in patterns)]
-    logs = [snakemake_log] if isinstance(snakemake_log, str) else list(snakemake_log or [])
-    text = "".join(open(path).read() for path in logs if os.path.exists(path))
-    failed = [s for s in dlmi.runlog.failed_subjects(text) if s in GROUP_SUBJECTS]
-    return dlmi.runlog.group_waiting_message(failed, [s for s in waiting if s not in failed])
+    return dlmi_workflow.runlog.group_waiting_message(failed, [s for s in waiting if s not in failed])
+
+
+def grid_mem(mb_at_2mm):
+    """The mem_mb of jobs that hold images of the anatomy grid; `mb_at_2mm` is the value on the default 2 mm
+    grid, grown with the voxel count on the config's finer anatomy.voxel_mm (dlmi_workflow.cluster)."""
+    return dlmi_workflow.cluster.grid_mem_mb(mb_at_2mm, config["anatomy"]["voxel_mm"])
+
+
+def raw_data(path):
+    """A raw-data output (MRI k-space, CT or PET sinogram), temporary under the config's storage.temp_raw
+    (Snakemake then deletes it once the jobs that read it have finished), else a plain output."""
+    return temp(path) if config["storage"]["temp_raw"] else path
 
 
 def check_profile_resources():
     """Stop at parse time, before any submission, when the profile's resources would be ignored by the
-    SLURM executor or ask for a GPU under device: cpu (see dlmi.cluster). Called at the end of the
+    SLURM executor or ask for a GPU under device: cpu (see dlmi_workflow.cluster). Called at the end of the
     Snakefile, once every rule exists."""
-    settings = workflow.resource_settings
-    errors = dlmi.cluster.profile_errors(
-        dlmi.cluster.plain_resources(settings.default_resources),
-        {rule: dlmi.cluster.plain_resources(res) for rule, res in settings.overwrite_resources.items()},
+    settings = dlmi_workflow.snakemake_interface.resource_settings(workflow)
+    errors = dlmi_workflow.cluster.profile_errors(
+        settings["default_resources"],
+        settings["set_resources"],
         device=config["device"],
-        rules=[rule.name for rule in workflow.rules],
-        custom_resources=list(settings.resources),
-        set_threads=list(settings.overwrite_threads),
+        rules=[r.name for r in workflow.rules],
+        custom_resources=settings["custom_resources"],
+        set_threads=settings["set_threads"],
     )
     if errors:
-        raise dlmi.cluster.ProfileError("\n".join(errors))
+        raise dlmi_workflow.cluster.ProfileError("\n".join(errors))

@@ -6,17 +6,15 @@
 rule describe_dataset:
     output:
         description=study("dataset_description.json"),
-    params:
-        library=library("describe_dataset"),
     log:
         logfile("describe_dataset", subject=False),
     benchmark:
         benchfile("describe_dataset", subject=False)
+    conda:
+        f"{ENVS}/ml.yaml"
     threads: 1
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        f"{ENVS}/ml.yaml"
     script:
         "../../scripts/describe_dataset.py"

@@ -11,18 +11,18 @@ rule extract_features:
         pet_in_t1=rules.register_pet.output.pet_in_t1,
     output:
         tsv=sub("", "features.tsv"),
-    params:
-        library=library("extract_features"),
     log:
         logfile("extract_features"),
     benchmark:
         benchfile("extract_features")
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=5,
+    group:
+        "subject"
     conda:
         f"{ENVS}/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=grid_mem(2000),
+        runtime=5,
     script:
         "../../scripts/extract_features.py"
 
@@ -32,16 +32,15 @@ rule gather_features:
         tsv=per_subject(rules.extract_features.output.tsv),
     output:
         tsv=group("features.tsv"),
-    params:
-        library=library("gather_tables"),
     log:
         logfile("gather_features", subject=False),
     benchmark:
         benchfile("gather_features", subject=False)
+    conda:
+        f"{ENVS}/ml.yaml"
+    threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        f"{ENVS}/ml.yaml"
     script:
         "../../scripts/gather_tables.py"

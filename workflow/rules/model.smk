@@ -19,21 +19,22 @@ rule train_models:
             category="Model",
             labels={"figure": "ROC curves"},
         ),
-    params:
-        library=library("train_models"),
-        # the schema's content, not its path: moving the checkout reruns nothing, editing the schema does
-        participants_schema=dlmi.config.load_yaml(workflow.source_path("../schemas/participants.schema.yaml")),
-        model=config["model"],
-        seed=config["cohort"]["seed"],
     log:
         logfile("train_models", subject=False),
     benchmark:
         benchfile("train_models", subject=False)
+    conda:
+        f"{ENVS}/ml.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        f"{ENVS}/ml.yaml"
+    params:
+        # the schema's content, not its path: moving the checkout reruns nothing, editing the schema does
+        participants_schema=dlmi_workflow.config.load_yaml(
+            workflow.source_path("../schemas/participants.schema.yaml")
+        ),
+        model=config["model"],
+        seed=config["cohort"]["seed"],
     script:
         "../../scripts/train_models.py"

@@ -6,18 +6,18 @@ rule reconstruct_mri:
         kspace=rules.simulate_mri.output.kspace,
     output:
         t1w=sub("anat", "desc-recon_T1w.nii.gz"),
-    params:
-        library=library("reconstruct_mri"),
     log:
         logfile("reconstruct_mri"),
     benchmark:
         benchfile("reconstruct_mri")
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=10,
+    group:
+        "subject"
     conda:
         f"{ENVS}/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=grid_mem(2000),
+        runtime=5,
     script:
         "../../scripts/reconstruct_mri.py"
 
@@ -27,19 +27,20 @@ rule reconstruct_ct:
         sinogram=rules.simulate_ct.output.sinogram,
     output:
         ct=sub("ct", "desc-fbp_ct.nii.gz"),
-    params:
-        library=library("reconstruct_ct"),
-        ct=config["reconstruction"]["ct"],
     log:
         logfile("reconstruct_ct"),
     benchmark:
         benchfile("reconstruct_ct")
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=10,
+    group:
+        "subject"
     conda:
         f"{ENVS}/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=grid_mem(2000),
+        runtime=5,
+    params:
+        ct=config["reconstruction"]["ct"],
     script:
         "../../scripts/reconstruct_ct.py"
 
@@ -50,18 +51,19 @@ rule reconstruct_pet:
         ct=rules.reconstruct_ct.output.ct,
     output:
         pet=sub("pet", "desc-osem_pet.nii.gz"),
-    params:
-        library=library("reconstruct_pet"),
-        pet=config["reconstruction"]["pet"],
     log:
         logfile("reconstruct_pet"),
     benchmark:
         benchfile("reconstruct_pet")
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=10,
+    group:
+        "subject"
     conda:
         f"{ENVS}/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=grid_mem(2000),
+        runtime=5,
+    params:
+        pet=config["reconstruction"]["pet"],
     script:
         "../../scripts/reconstruct_pet.py"

@@ -9,19 +9,20 @@ rule register_t1:
         xfm=sub("anat", "from-T1w_to-template_mode-image_xfm.txt"),
         velocity=sub("anat", "from-T1w_to-template_desc-velocity_xfm.nii.gz"),
         warped=sub("anat", "space-template_desc-warped_T1w.nii.gz"),
-    params:
-        library=library("register_t1"),
-        registration=config["registration"]["t1_to_template"],
     log:
         logfile("register_t1"),
     benchmark:
         benchfile("register_t1")
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=10,
+    group:
+        "subject"
     conda:
         f"{ENVS}/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=grid_mem(3000),
+        runtime=15,
+    params:
+        registration=config["registration"]["t1_to_template"],
     script:
         "../../scripts/register_t1.py"
 
@@ -33,18 +34,19 @@ rule register_pet:
     output:
         xfm=sub("pet", "from-pet_to-T1w_mode-image_xfm.txt"),
         pet_in_t1=sub("pet", "space-T1w_desc-osem_pet.nii.gz"),
-    params:
-        library=library("register_pet"),
-        registration=config["registration"]["pet_to_t1"],
     log:
         logfile("register_pet"),
     benchmark:
         benchfile("register_pet")
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=10,
+    group:
+        "subject"
     conda:
         f"{ENVS}/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=grid_mem(2000),
+        runtime=10,
+    params:
+        registration=config["registration"]["pet_to_t1"],
     script:
         "../../scripts/register_pet.py"

@@ -25,18 +25,18 @@ rule assess_quality:
         recon=sub("qc", "recon.tsv"),
         registration=sub("qc", "registration.tsv"),
         segmentation=sub("qc", "segmentation.tsv"),
-    params:
-        library=library("assess_quality"),
     log:
         logfile("assess_quality"),
     benchmark:
         benchfile("assess_quality")
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=10,
+    group:
+        "subject"
     conda:
         f"{ENVS}/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=grid_mem(2000),
+        runtime=5,
     script:
         "../../scripts/assess_quality.py"
 
@@ -48,19 +48,22 @@ rule gather_quality:
         segmentation=per_subject(rules.assess_quality.output.segmentation),
     output:
         recon=report(group("recon_quality.tsv"), caption="../report/quality.rst", category="Quality"),
-        registration=report(group("registration_quality.tsv"), caption="../report/quality.rst", category="Quality"),
-        segmentation=report(group("segmentation_quality.tsv"), caption="../report/quality.rst", category="Quality"),
-    params:
-        library=library("gather_tables"),
+        registration=report(
+            group("registration_quality.tsv"), caption="../report/quality.rst", category="Quality"
+        ),
+        segmentation=report(
+            group("segmentation_quality.tsv"), caption="../report/quality.rst", category="Quality"
+        ),
     log:
         logfile("gather_quality", subject=False),
     benchmark:
         benchfile("gather_quality", subject=False)
+    conda:
+        f"{ENVS}/ml.yaml"
+    threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        f"{ENVS}/ml.yaml"
     script:
         "../../scripts/gather_tables.py"
 
@@ -75,18 +78,19 @@ rule qc_figure:
             category="QC",
             subcategory="{stage}",
         ),
-    wildcard_constraints:
-        stage="|".join(QC_STAGES),
-    params:
-        library=library("qc_figure"),
     log:
         logfile("qc_figure/{stage}", subject=False),
     benchmark:
         benchfile("qc_figure/{stage}", subject=False)
-    resources:
-        mem_mb=3000,
-        runtime=10,
+    wildcard_constraints:
+        stage="|".join(QC_STAGES),
     conda:
         f"{ENVS}/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=grid_mem(2000),
+        runtime=5,
+    params:
+        subjects=GROUP_SUBJECTS,
     script:
         "../../scripts/qc_figure.py"

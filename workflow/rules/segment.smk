@@ -16,17 +16,17 @@ rule segment_t1:
         wm=sub("anat", "label-WM_probseg.nii.gz"),
         tissue=sub("anat", "seg-tissue_dseg.nii.gz"),
         regions=sub("anat", "seg-regions_dseg.nii.gz"),
-    params:
-        library=library("segment_t1"),
     log:
         logfile("segment_t1"),
     benchmark:
         benchfile("segment_t1")
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=10,
+    group:
+        "subject"
     conda:
         f"{ENVS}/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=grid_mem(3000),
+        runtime=10,
     script:
         "../../scripts/segment_t1.py"

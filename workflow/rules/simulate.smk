@@ -8,19 +8,19 @@ rule build_template:
         tissue=template("seg-tissue_dseg.nii.gz"),
         regions=template("seg-regions_dseg.nii.gz"),
         brain=template("desc-brain_mask.nii.gz"),
-    params:
-        library=library("build_template"),
-        voxel_mm=config["anatomy"]["voxel_mm"],
-        mri=config["acquisition"]["mri"],
     log:
         logfile("build_template", subject=False),
     benchmark:
         benchfile("build_template", subject=False)
-    resources:
-        mem_mb=4000,
-        runtime=10,
     conda:
         f"{ENVS}/template.yaml"
+    threads: 1
+    resources:
+        mem_mb=grid_mem(3000),
+        runtime=10,
+    params:
+        voxel_mm=config["anatomy"]["voxel_mm"],
+        mri=config["acquisition"]["mri"],
     script:
         "../../scripts/build_template.py"
 
@@ -29,20 +29,20 @@ rule make_participants:
     output:
         tsv=study("participants.tsv"),
         sidecar=study("participants.json"),
-    params:
-        library=library("make_participants"),
-        cohort=config["cohort"],
-        effects=config["anatomy"]["effects"],
-        subjects=SUBJECTS,
     log:
         logfile("make_participants", subject=False),
     benchmark:
         benchfile("make_participants", subject=False)
-    resources:
-        mem_mb=500,
-        runtime=5,
     conda:
         f"{ENVS}/ml.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        cohort=config["cohort"],
+        effects=config["anatomy"]["effects"],
+        subjects=SUBJECTS,
     script:
         "../../scripts/make_participants.py"
 
@@ -63,22 +63,23 @@ rule simulate_anatomy:
         fdg=sub("pet", "desc-truth_pet.nii.gz"),
         motion=sub("pet", "from-T1w_to-pet_desc-truth_xfm.json"),
         sidecar=sub("anat", "desc-truth_anatomy.json"),
-    params:
-        library=library("simulate_anatomy"),
-        cohort=SUBJECT_DRAWS,
-        effects=subject_effects,
-        pet=config["acquisition"]["pet"],
-        voxel_mm=config["anatomy"]["voxel_mm"],
     log:
         logfile("simulate_anatomy"),
     benchmark:
         benchfile("simulate_anatomy")
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=10,
+    group:
+        "subject"
     conda:
         f"{ENVS}/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=grid_mem(2000),
+        runtime=5,
+    params:
+        cohort=SUBJECT_DRAWS,
+        effects=subject_effects,
+        pet=config["acquisition"]["pet"],
+        voxel_mm=config["anatomy"]["voxel_mm"],
     script:
         "../../scripts/simulate_anatomy.py"
 
@@ -89,22 +90,23 @@ rule simulate_mri:
         t2map=rules.simulate_anatomy.output.t2map,
         pdmap=rules.simulate_anatomy.output.pdmap,
     output:
-        kspace=sub("anat", "kspace.npz"),
+        kspace=raw_data(sub("anat", "kspace.npz")),
         truth=sub("anat", "desc-truth_T1w.nii.gz"),
-    params:
-        library=library("simulate_mri"),
-        seed=config["cohort"]["seed"],
-        mri=config["acquisition"]["mri"],
     log:
         logfile("simulate_mri"),
     benchmark:
         benchfile("simulate_mri")
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=10,
+    group:
+        "subject"
     conda:
         f"{ENVS}/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=grid_mem(2000),
+        runtime=5,
+    params:
+        seed=config["cohort"]["seed"],
+        mri=config["acquisition"]["mri"],
     script:
         "../../scripts/simulate_mri.py"
 
@@ -113,21 +115,22 @@ rule simulate_ct:
     input:
         ct=rules.simulate_anatomy.output.ct,
     output:
-        sinogram=sub("ct", "sinogram.npz"),
-    params:
-        library=library("simulate_ct"),
-        seed=config["cohort"]["seed"],
-        ct=config["acquisition"]["ct"],
+        sinogram=raw_data(sub("ct", "sinogram.npz")),
     log:
         logfile("simulate_ct"),
     benchmark:
         benchfile("simulate_ct")
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=10,
+    group:
+        "subject"
     conda:
         f"{ENVS}/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=grid_mem(2000),
+        runtime=5,
+    params:
+        seed=config["cohort"]["seed"],
+        ct=config["acquisition"]["ct"],
     script:
         "../../scripts/simulate_ct.py"
 
@@ -137,21 +140,22 @@ rule simulate_pet:
         fdg=rules.simulate_anatomy.output.fdg,
         ct=rules.simulate_anatomy.output.ct,
     output:
-        sinogram=sub("pet", "sinogram.npz"),
+        sinogram=raw_data(sub("pet", "sinogram.npz")),
         truth=sub("pet", "res-pet_desc-truth_pet.nii.gz"),
-    params:
-        library=library("simulate_pet"),
-        seed=config["cohort"]["seed"],
-        pet=config["acquisition"]["pet"],
     log:
         logfile("simulate_pet"),
     benchmark:
         benchfile("simulate_pet")
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=10,
+    group:
+        "subject"
     conda:
         f"{ENVS}/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=grid_mem(2000),
+        runtime=5,
+    params:
+        seed=config["cohort"]["seed"],
+        pet=config["acquisition"]["pet"],
     script:
         "../../scripts/simulate_pet.py"

@@ -1,7 +1,7 @@
 """Provenance of every output: what made it, from what, with which code, config, packages, device and seeds.
 
 Each job writes one JSON record next to its outputs (`sidecar_path`); the record is built by `job_record`
-from values the job gathers at its end (see `dlmi.runlog.finish`). Nothing volatile (code version, time,
+from values the job gathers at its end (see `dlmi_workflow.runlog.finish`). Nothing volatile (code version, time,
 config hash) is a rule parameter, so a new commit re-runs no job by itself.
 """
 from __future__ import annotations

@@ -1,16 +1,16 @@
-"""Checks of a cluster profile's resource settings, done when the workflow is parsed, before any job is
-submitted.
+"""Cluster resources: the memory a rule asks for on a given grid, and checks of a profile's resource
+settings, done when the workflow is parsed, before any job is submitted.
 
 A Snakemake profile hands resources to the executor by name (`default-resources`, `set-resources`); a
 name the SLURM executor does not read (`gpus`, `mem_gb`, `time`) or a rule name with a typo is silently
 ignored, and the job then runs without its GPU, with the default memory, or with another rule's limits.
 `profile_errors` turns each such setting into one message that names the profile key, the rule and the
-resource.
+resource. (Reading those settings out of Snakemake is `dlmi_workflow.snakemake_interface.resource_settings`.)
 """
 from __future__ import annotations
 
 import difflib
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 # Resources that snakemake-executor-plugin-slurm 2.8 turns into sbatch options or uses to pick a
 # partition (read in its __init__.py, submit_string.py, utils.py, partitions.py and in
@@ -35,21 +35,23 @@ ALIASES = {
 }
 
 
+# The grid the rules' memory is given for (the schema's default anatomy.voxel_mm).
+DEFAULT_VOXEL_MM = 2.0
+# Profile keys that name rules. Snakemake hands set-resources and set-threads to the workflow while it is
+# parsed (checked then, by profile_errors); groups only after parsing, and localrules are no profile key at
+# all (a profile that has it names rules all the same): profile_rule_errors checks a profile file for all.
+PROFILE_RULE_KEYS = ("set-resources", "set-threads", "groups", "localrules")
+
+
 class ProfileError(ValueError):
     """A profile's resource settings would be ignored or contradict the config; the message says where."""
 
 
-def resource_value(resource):
-    """The value of a Snakemake `Resource` as the profile gave it (the expression text when it is one
-    still to be evaluated per job), or `resource` itself when it is already a plain value."""
-    if hasattr(resource, "is_evaluable"):
-        return resource.raw if resource.is_evaluable() else resource.value
-    return resource
-
-
-def plain_resources(resources) -> dict:
-    """`{name: value}` of a Snakemake `Resources` object or any mapping; `{}` for None."""
-    return {name: resource_value(value) for name, value in (resources or {}).items()}
+def grid_mem_mb(mb_at_default_grid: int, voxel_mm: float) -> int:
+    """mem_mb of a rule that holds images of the anatomy grid, on a grid of `voxel_mm` (isotropic): the value
+    for the default 2 mm grid times the growth of the voxel count, (2 / voxel_mm)^3, on a finer grid (8 times
+    at 1 mm); the 2 mm value on a coarser grid, where Python, torch and the template take most of it."""
+    return round(mb_at_default_grid * max(1.0, (DEFAULT_VOXEL_MM / float(voxel_mm)) ** 3))
 
 
 def requests_gpu(resources: Mapping[str, object]) -> bool:
@@ -72,6 +74,31 @@ def _unknown_resource(where: str, name: str, known: Collection[str]) -> str:
     return f"{where} asks for resource '{name}', which the SLURM executor does not read{_suggestion(name, known)}"
 
 
+def unknown_rule_errors(key: str, names: Iterable[str], rules: Collection[str]) -> list[str]:
+    """One message per name under the profile key `key` that is not a rule of the workflow."""
+    return [f"{key}: there is no rule '{name}'{_suggestion(name, rules)}"
+            for name in names if name not in rules]
+
+
+def _named_rules(value) -> list[str]:
+    """The rule names of a profile key's value: a mapping's keys, or the items of a list in command-line
+    form ('rule:mem_mb=100', 'rule=group', 'rule')."""
+    if isinstance(value, Mapping):
+        return [str(name) for name in value]
+    if isinstance(value, str):
+        value = value.split()
+    return [str(item).split(":")[0].split("=")[0] for item in value or []]
+
+
+def profile_rule_errors(profile: Mapping[str, object], rules: Collection[str]) -> list[str]:
+    """One message per rule that a profile file (its YAML mapping) names under set-resources, set-threads,
+    groups or localrules and that the workflow does not have."""
+    errors = []
+    for key in PROFILE_RULE_KEYS:
+        errors += unknown_rule_errors(key, _named_rules(profile.get(key)), rules)
+    return errors
+
+
 def _describe_gpu(resources: Mapping[str, object]) -> str:
     return ", ".join(f"{key}={resources[key]}" for key in ("gpu", "gpu_model", "gres") if resources.get(key))
 
@@ -82,33 +109,34 @@ def profile_errors(
     *,
     device: str,
     rules: Collection[str],
-    custom_resources: Collection[str] = (),
+    custom_resources: Mapping[str, object] | Collection[str] = (),
     set_threads: Collection[str] = (),
 ) -> list[str]:
     """Every problem of a profile's resource settings, one message each ([] when there is none).
 
     default_resources: {resource: value} (profile key `default-resources`);
     set_resources: {rule: {resource: value}} (`set-resources`); device: the config's `device`;
-    rules: the workflow's rule names; custom_resources: names declared with `resources:` (global
-    scheduling limits such as `io=2`), which rules may also ask for; set_threads: the rule names under
-    `set-threads`. (`groups` cannot be checked here: Snakemake hands them to the workflow only after
-    parsing.)
+    rules: the workflow's rule names; custom_resources: {name: value} (or the names) declared with
+    `resources:` (global scheduling limits such as `io=2`, or the GPU profile's `gpu=1`), which rules may
+    also ask for; set_threads: the rule names under `set-threads`. (`groups` cannot be checked here:
+    Snakemake hands them to the workflow only after parsing; see profile_rule_errors.)
     """
     known = KNOWN_RESOURCES | set(custom_resources)
-    errors = []
-    for name in default_resources:
-        if not name.startswith("_") and name not in known:
-            errors.append(_unknown_resource("default-resources: every rule", name, known))
+    errors = [_unknown_resource("default-resources: every rule", name, known) for name in default_resources
+              if not name.startswith("_") and name not in known]
+    errors += unknown_rule_errors("set-resources", set_resources, rules)
     for rule, resources in set_resources.items():
-        if rule not in rules:
-            errors.append(f"set-resources: there is no rule '{rule}'{_suggestion(rule, rules)}")
-            continue
-        for name in resources:
-            if not name.startswith("_") and name not in known:
-                errors.append(_unknown_resource(f"set-resources: rule '{rule}'", name, known))
-    for rule in set_threads:
-        if rule not in rules:
-            errors.append(f"set-threads: there is no rule '{rule}'{_suggestion(rule, rules)}")
+        if rule in rules:
+            errors += [_unknown_resource(f"set-resources: rule '{rule}'", name, known) for name in resources
+                       if not name.startswith("_") and name not in known]
+    errors += unknown_rule_errors("set-threads", set_threads, rules)
+    gpu_limit = custom_resources.get("gpu") if isinstance(custom_resources, Mapping) else None
+    if requests_gpu({"gpu": gpu_limit}) and not (
+            requests_gpu(default_resources) or any(requests_gpu(res) for res in set_resources.values())):
+        errors.append(
+            f"resources: gpu={gpu_limit} limits the GPU jobs, but no rule asks for a GPU: a profile given after "
+            "config/profiles/slurm-gpu replaced its set-resources; repeat its gpu lines in that profile"
+        )
     if device == "cpu":
         wanting = [("default-resources: every rule", default_resources)] if requests_gpu(default_resources) else []
         wanting += [(f"set-resources: rule '{rule}'", resources) for rule, resources in set_resources.items()

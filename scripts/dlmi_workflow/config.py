@@ -6,7 +6,10 @@ import re
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import yaml
+
+from dlmi_workflow.bids import study_subjects
 
 
 class ConfigError(ValueError):
@@ -93,10 +96,48 @@ def _check_consistency(config: dict) -> None:
                 f"config key '{key}.iterations': needs one entry per level "
                 f"({len(pyramid['levels'])} levels, {len(pyramid['iterations'])} entries)"
             )
-    n, excluded = config["cohort"]["n_subjects"], config["cohort"]["exclude"]
-    unknown = [s for s in excluded if not 1 <= int(s) <= n]
+    subjects = study_subjects(config)
+    unknown = [s for s in config["cohort"]["exclude"] if s not in subjects]
     if unknown:
-        raise ConfigError(f"config key 'cohort.exclude': subject {unknown[0]} is not in the cohort of {n}")
+        raise ConfigError(f"config key 'cohort.exclude': subject {unknown[0]} is not in the cohort of "
+                          f"{len(subjects)} ({', '.join(list(subjects)[:3])}, ...)")
+    if config["segmentation"]["method"] == "atlas":
+        _check_t1_weighted(config["acquisition"]["mri"])
+
+
+def _check_t1_weighted(mri: dict) -> None:
+    """The atlas segmentation unmixes intensities in the T1-weighted order CSF < GM < WM: refuse an MRI
+    sequence and timing (config key acquisition.mri) whose pure-tissue signals are in another order."""
+    csf, gm, wm = tissue_signals(mri)
+    if csf < gm < wm:
+        return
+    keys = ["sequence", "tr_ms", "te_ms"] + (["ti_ms"] if mri["sequence"] == "inversion_recovery" else [])
+    timing = ", ".join(f"{key[:2].upper()} {mri[key]:g} ms" for key in keys[1:])
+    raise ConfigError(
+        "config keys " + ", ".join(f"'acquisition.mri.{key}'" for key in keys) + f": {mri['sequence']} with "
+        f"{timing} is not T1-weighted (pure-tissue signals CSF {csf:.3g}, GM {gm:.3g}, WM {wm:.3g}); "
+        "segmentation.method 'atlas' needs CSF < GM < WM"
+    )
+
+
+def tissue_signals(mri: dict) -> np.ndarray:
+    """Noise-free MRI signals (3,) of pure CSF, GM and WM (dlmi.labels.BRAIN_CLASSES order) for the sequence
+    of `mri` (config key acquisition.mri: sequence, tr_ms, te_ms and, for inversion recovery, ti_ms).
+
+    The signal model of `dlmi.mri.t1_weighted_signal`, in numpy so that checking a config imports no torch,
+    with the relaxation times and proton densities of `dlmi.phantom.tissue_properties`.
+    """
+    from dlmi.labels import BRAIN_CLASSES, TISSUE_LABELS
+    from dlmi.phantom import tissue_properties
+
+    table = tissue_properties()
+    index = [TISSUE_LABELS[name] for name in BRAIN_CLASSES]
+    pd, t1, t2 = (table[key][index] for key in ("pd", "t1_ms", "t2_ms"))
+    if mri["sequence"] == "spin_echo":
+        longitudinal = 1 - np.exp(-mri["tr_ms"] / t1)
+    else:  # inversion_recovery, magnitude
+        longitudinal = np.abs(1 - 2 * np.exp(-mri["ti_ms"] / t1) + np.exp(-mri["tr_ms"] / t1))
+    return pd * longitudinal * np.exp(-mri["te_ms"] / t2)
 
 
 def load_config(path, schema_path) -> dict:

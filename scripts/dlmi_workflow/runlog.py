@@ -10,11 +10,13 @@ import contextlib
 import logging
 import re
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dlmi import io, provenance
+from dlmi import io
 from dlmi.io import InputError
+from dlmi_workflow import provenance
 
 _STARTED: list[datetime] = []
 
@@ -45,38 +47,57 @@ def stop_on_input_error():
         sys.exit(1)
 
 
-def failed_subjects(snakemake_log: str) -> list[str]:
-    """Subject ids ("003") of the failed jobs in the text of a Snakemake run log: the ids (sub-<id>) on the
-    output/log/wildcards lines of its "Error in rule ...:" blocks. Group jobs, whose outputs name no
-    subject, contribute none."""
-    failed, inside = set(), False
-    for line in snakemake_log.splitlines():
-        if line.startswith("Error in rule "):
-            inside = True
-        elif inside and line[:1].isspace():
-            key, _, value = line.strip().partition(":")
-            if key in ("output", "log", "wildcards"):
-                failed.update(re.findall(r"\bsub-([0-9]{3,4})\b", value))
-                failed.update(re.findall(r"\bsubject=([0-9]{3,4})\b", value))
-        else:
-            inside = False
-    return sorted(failed)
+def last_error(log_path: str | Path) -> str | None:
+    """What a job's log (written through `start`) says went wrong: the message of its last ERROR line, else
+    the last line of a traceback in it (the exception); None when it has neither."""
+    lines = Path(log_path).read_text(errors="replace").splitlines()
+    for line in reversed(lines):
+        found = re.match(r"\S+ \S+ \S+ ERROR (.*)$", line)  # asctime (2 words), logger, level, message
+        if found:
+            return found.group(1)
+    if any(line.startswith("Traceback") for line in lines):
+        return next(line.strip() for line in reversed(lines) if line.strip())
+    return None
 
 
-def group_waiting_message(failed: list[str], unfinished: list[str]) -> str | None:
-    """The line that ends a run where subjects failed: the group stage waits for them.
+FailedJobs = dict[str, list[tuple[str, str, str | None]]]  # subject -> [(rule, log path, last ERROR or None)]
 
-    failed: subjects of the group stage with a failed job; unfinished: other subjects of the group stage
-    whose per-subject outputs are not all there yet (not run, e.g. without --keep-going).
-    Returns None when no subject failed (then the failure lies elsewhere and its own message says so).
+
+def failed_subjects(jobs: Iterable[tuple[str, str, str, list[str]]]) -> FailedJobs:
+    """The failed jobs of each subject, from the project's own job logs.
+
+    jobs: (subject, rule, log path, output paths) of per-subject jobs. A job failed when its log exists (it
+    started: `start` writes it first thing) but not all its outputs do (Snakemake deletes the outputs of a
+    failed job; leave out temporary outputs, which it deletes after use). Returns {subject: [(rule, log path,
+    `last_error` of the log)]}, subjects in the order of `jobs`."""
+    failed: FailedJobs = {}
+    for subject, rule, log, outputs in jobs:
+        if Path(log).exists() and not all(Path(output).exists() for output in outputs):
+            failed.setdefault(subject, []).append((rule, str(log), last_error(log)))
+    return failed
+
+
+def group_waiting_message(failed: FailedJobs, unfinished: list[str]) -> str | None:
+    """The lines that end a run where subjects failed: the group stage waits for them, and why each failed.
+
+    failed: the failed jobs of the subjects of the group stage (`failed_subjects`); unfinished: other
+    subjects of the group stage whose per-subject outputs are not all there yet (not run, e.g. without
+    --keep-going). Returns None when no subject failed (then the failure lies elsewhere and its own message
+    says so).
     """
     if not failed:
         return None
-    message = f"group stage waits for {_subjects(failed)} (failed)"
+    message = f"group stage waits for {_subjects(list(failed))} (failed)"
     if unfinished:
         message += f" and {_subjects(unfinished)} (not run yet; --keep-going finishes them)"
     them = "them" if len(failed) > 1 else "it"
-    return message + f"; fix {them} or add {them} to cohort.exclude"
+    lines = [message + f"; fix {them} or add {them} to cohort.exclude"]
+    for subject, jobs in failed.items():
+        for rule, log, error in jobs:
+            said = error or ("no ERROR line in its log; the job's traceback is in Snakemake's output "
+                             "(or its SLURM log)")
+            lines.append(f"  subject {subject}, {rule}: {said} ({log})")
+    return "\n".join(lines)
 
 
 def _subjects(ids: list[str]) -> str:

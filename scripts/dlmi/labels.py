@@ -1,0 +1,52 @@
+"""The study's label tables: tissue classes and brain regions with their integer labels, defined once.
+
+Every label map of the workflow uses these numbers: the simulated ground truth (`dlmi.phantom`), the
+template's tissue prior and region atlas, the segmentation (`dlmi.segmentation`), the features and the
+quality tables. `dseg_table` writes them as BIDS lookup tables (`resources/*_dseg.tsv`, columns `index`,
+`name`), the form in which a derivative dataset declares what its `*_dseg.nii.gz` integers mean.
+"""
+from __future__ import annotations
+
+# Tissue classes of the simulated head; the label of a class is its index (background is 0).
+TISSUES = ("background", "csf", "gm", "wm", "scalp", "bone")
+TISSUE_LABELS = {name: label for label, name in enumerate(TISSUES)}
+BACKGROUND, CSF, GM, WM, SCALP, BONE = (TISSUE_LABELS[name] for name in TISSUES)
+
+# The classes a brain segmentation separates, in order of increasing T1-weighted intensity; a segmentation's
+# hard label map uses their tissue labels (1, 2, 3) and 0 outside the brain.
+BRAIN_CLASSES = ("csf", "gm", "wm")
+
+# Brain regions (grouped AAL labels, ventricles from CSF); 0 is outside every region.
+REGIONS = {
+    "none": 0,
+    "hippocampus_L": 1,
+    "hippocampus_R": 2,
+    "ventricle_L": 3,
+    "ventricle_R": 4,
+    "frontal": 5,
+    "temporal": 6,
+    "parietal": 7,
+    "occipital": 8,
+    "cerebellum": 9,
+    "limbic": 10,
+    "deep_gm": 11,
+}
+REFERENCE_REGION = "cerebellum"  # SUVR reference (FDG uptake spared in AD)
+
+DSEG_TABLES = {"tissue": TISSUE_LABELS, "regions": REGIONS}
+
+
+def dseg_table(kind: str) -> str:
+    """The BIDS `dseg.tsv` lookup table of one label map kind ("tissue" or "regions"): a header line
+    `index<TAB>name`, then one line per label in increasing order, background included."""
+    labels = DSEG_TABLES[kind]
+    lines = ["index\tname"] + [f"{label}\t{name}" for name, label in sorted(labels.items(), key=lambda kv: kv[1])]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # python -m dlmi.labels resources: (re)write the shipped lookup tables
+    import sys
+    from pathlib import Path
+
+    for kind in DSEG_TABLES:
+        (Path(sys.argv[1]) / f"{kind}_dseg.tsv").write_text(dseg_table(kind))
