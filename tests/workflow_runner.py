@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from dlmi_workflow.planning import job_counts  # noqa: F401  (tests import it from here)
+from dlmi_workflow.snakemake_interface import job_counts  # noqa: F401  (tests import it from here)
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "workflow" / "Snakefile"

@@ -28,7 +28,7 @@ def _functions(text: str) -> dict[str, str]:
 
 def workflow_rules(rules_dir: Path = REPO / "workflow" / "rules") -> list[dict]:
     """Every rule of the workflow's `.smk` files, in file order: {stage (the file's name), rule, script
-    (path relative to the repo, or None), upstream (the rules whose outputs it names, also through the
+    (path relative to the repo, or None), body (the rule's text after its name line), upstream (the rules whose outputs it names, also through the
     helper functions of the `.smk` files it calls)}."""
     texts = {smk: smk.read_text() for smk in sorted(rules_dir.glob("*.smk"))}
     functions = {name: body for text in texts.values() for name, body in _functions(text).items()}
@@ -47,7 +47,8 @@ def workflow_rules(rules_dir: Path = REPO / "workflow" / "rules") -> list[dict]:
             script = re.search(r"^    script:\n\s+\"([^\"]+)\"", body, flags=re.MULTILINE)
             path = (smk.parent / script.group(1)).resolve().relative_to(REPO).as_posix() if script else None
             inputs = body.split("    output:", 1)[0]
-            found.append({"stage": smk.stem, "rule": name, "script": path, "upstream": sorted(upstream(inputs, set()))})
+            found.append({"stage": smk.stem, "rule": name, "script": path, "body": body,
+                          "upstream": sorted(upstream(inputs, set()))})
     return found
 
 

@@ -62,8 +62,7 @@ def test_every_rule_follows_the_adding_a_stage_checklist(rule):
     assert rule["script"], f"rule {name} has no script"
     script = Path(rule["script"]).stem
     assert script == name or name in SHARED_SCRIPTS.get(script, ()), f"rule {name} runs {rule['script']}"
-    smk = (REPO / "workflow" / "rules" / f"{rule['stage']}.smk").read_text()
-    body = re.split(r"^\S", smk.split(f"rule {name}:\n", 1)[1], flags=re.MULTILINE)[0]
+    body = rule["body"]
     for directive in ("output", "log", "benchmark", "resources", "conda", "script"):
         assert f"\n    {directive}:" in "\n" + body, f"rule {name} has no {directive}:"
     assert re.search(rf'logfile\("{name}["/]', body) and re.search(rf'benchfile\("{name}["/]', body), name

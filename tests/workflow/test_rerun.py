@@ -16,7 +16,7 @@ from conftest import REPO, SNAKEMAKE
 from parsed import parse_workflow
 
 from dlmi_workflow import sources
-from dlmi_workflow.planning import listed_jobs
+from dlmi_workflow.snakemake_interface import listed_jobs
 
 pytestmark = pytest.mark.slow
 
