@@ -1,4 +1,4 @@
-"""Benchmark: filtered back-projection, dlmi.ct.fbp against scikit-image's iradon on the same sinogram.
+"""Benchmark: filtered back-projection, dlmi.recon.ct.fbp against scikit-image's iradon on the same sinogram.
 
 `rows(device)` returns one row per comparison (timings: median of 3 after a warm-up; quality: mean absolute
 error against the phantom inside the inscribed circle, where both reconstructions are defined).
@@ -15,7 +15,7 @@ import torch
 from skimage.data import shepp_logan_phantom
 from skimage.transform import iradon, radon, resize
 
-from dlmi import ct
+from dlmi.recon import ct
 
 SIZE = 256
 N_ANGLES = 360

@@ -16,7 +16,9 @@ import time
 import numpy as np
 import torch
 
-from dlmi import registration as reg
+from dlmi.register import itk
+from dlmi.register import linear as reg
+from dlmi.spatial import grid
 
 _REGIONS = [  # (centre mm, semi-axes mm, intensity); later regions paint over earlier ones
     ((0, 0, 0), (70, 88, 74), 0.6), ((0, 0, 2), (64, 82, 68), 0.15), ((0, 0, 3), (59, 76, 63), 0.35),
@@ -83,7 +85,7 @@ def rows(device: str) -> list[dict]:
     A_m, pts_m = _grid(shape, 2.0, (3.0, -4.0, 2.0))
     T = _random_affine(np.random.default_rng(2024))
     fixed = _head(pts_f)
-    moving = _head(reg.transform_points(reg.invert(T), pts_m.reshape(-1, 3)).reshape(pts_m.shape).astype(np.float32))
+    moving = _head(grid.transform_points(grid.invert(T), pts_m.reshape(-1, 3)).reshape(pts_m.shape).astype(np.float32))
     fixed_t, moving_t = torch.from_numpy(fixed).to(dev), torch.from_numpy(moving).to(dev)
 
     def sync():
@@ -99,17 +101,17 @@ def rows(device: str) -> list[dict]:
     sync()
     ours_s = time.perf_counter() - t0
 
-    img_f, img_m = reg.to_sitk_image(fixed, A_f), reg.to_sitk_image(moving, A_m)
+    img_f, img_m = itk.to_sitk_image(fixed, A_f), itk.to_sitk_image(moving, A_m)
     t0 = time.perf_counter()
-    T_sitk = reg.from_sitk_transform(sitk_affine(img_f, img_m))
+    T_sitk = itk.from_sitk_transform(sitk_affine(img_f, img_m))
     peer_s = time.perf_counter() - t0
     return [{
         "name": "affine registration 120x120x96 @2mm (NCC, 3 levels)",
         "ours_s": ours_s,
         "peer": "SimpleITK affine (NCC/correlation, multi-res)",
         "peer_s": peer_s,
-        "ours_quality": reg.corner_error_mm(T_ours, T, shape, A_f),
-        "peer_quality": reg.corner_error_mm(T_sitk, T, shape, A_f),
+        "ours_quality": grid.corner_error_mm(T_ours, T, shape, A_f),
+        "peer_quality": grid.corner_error_mm(T_sitk, T, shape, A_f),
         "quality_name": "corner err mm",
     }]
 

@@ -4,8 +4,11 @@ import json
 import numpy as np
 import pandas as pd
 
-from dlmi import deformable, features, io, qc, registration
+from dlmi import io
+from dlmi.analysis import features, metrics
 from dlmi.labels import BRAIN_CLASSES, REGIONS, TISSUE_LABELS
+from dlmi.register import itk, svf
+from dlmi.spatial import grid, resampling
 from dlmi_workflow import runlog
 
 REGISTRATION_LABELS = ("hippocampus_L", "hippocampus_R", "ventricle_L", "ventricle_R", "frontal", "temporal",
@@ -19,7 +22,7 @@ def recon_rows(inp):
         estimate, affine = io.load_nifti(inp[key])
         io.check_same_grid(inp[key], estimate.shape, affine, inp[truth_key], truth.shape, truth_affine, what="image")
         head = truth > (truth.min() + 0.05 * (truth.max() - truth.min()))  # the head, not the air around it
-        rows.append({"modality": modality, "nrmse": qc.nrmse(estimate, truth, head), "psnr_db": qc.psnr(estimate, truth, head)})
+        rows.append({"modality": modality, "nrmse": metrics.nrmse(estimate, truth, head), "psnr_db": metrics.psnr(estimate, truth, head)})
     return rows
 
 
@@ -28,21 +31,21 @@ def registration_rows(inp):
     velocity field), and of truth regions moved by the estimated vs the true PET/MRI head motion."""
     truth_regions, affine = io.load_nifti(inp["truth_regions"], dtype=np.uint8)
     template_regions, tpl_affine = io.load_nifti(inp["template_regions"], dtype=np.uint8)
-    velocity = deformable.load_velocity(inp["t1_velocity"])[0]
-    propagated = deformable.propagate_to_moving(template_regions, tpl_affine, truth_regions.shape, affine,
-                                                registration.read_transform(inp["t1_xfm"]), velocity, order=0)
+    velocity = svf.load_velocity(inp["t1_velocity"])[0]
+    propagated = svf.propagate_to_moving(template_regions, tpl_affine, truth_regions.shape, affine,
+                                                itk.read_transform(inp["t1_xfm"]), velocity, order=0)
     rows = [{"registration": "t1_to_template", "structure": name,
-             "dice": qc.dice(propagated == REGIONS[name], truth_regions == REGIONS[name]),
+             "dice": metrics.dice(propagated == REGIONS[name], truth_regions == REGIONS[name]),
              "corner_error_mm": np.nan} for name in REGISTRATION_LABELS]
     with open(inp["truth_motion"]) as fh:
         motion = np.array(json.load(fh)["matrix"])
-    estimated = registration.read_transform(inp["pet_xfm"])
-    error = registration.corner_error_mm(estimated, motion, truth_regions.shape, affine)
-    in_pet_truth = registration.resample(truth_regions, affine, truth_regions.shape, affine, np.linalg.inv(motion), order=0)
-    in_pet_estimated = registration.resample(truth_regions, affine, truth_regions.shape, affine,
+    estimated = itk.read_transform(inp["pet_xfm"])
+    error = grid.corner_error_mm(estimated, motion, truth_regions.shape, affine)
+    in_pet_truth = resampling.resample(truth_regions, affine, truth_regions.shape, affine, np.linalg.inv(motion), order=0)
+    in_pet_estimated = resampling.resample(truth_regions, affine, truth_regions.shape, affine,
                                              np.linalg.inv(estimated), order=0)
     rows += [{"registration": "pet_to_t1", "structure": name,
-              "dice": qc.dice(in_pet_truth == REGIONS[name], in_pet_estimated == REGIONS[name]),
+              "dice": metrics.dice(in_pet_truth == REGIONS[name], in_pet_estimated == REGIONS[name]),
               "corner_error_mm": error} for name in REGISTRATION_LABELS]
     return rows
 
@@ -59,17 +62,17 @@ def segmentation_rows(inp):
     rows = []
     for name in BRAIN_CLASSES:
         k = TISSUE_LABELS[name]
-        rows.append({"structure": name, "dice": qc.dice(tissue == k, truth_tissue == k),
+        rows.append({"structure": name, "dice": metrics.dice(tissue == k, truth_tissue == k),
                      "volume_ml": float((tissue == k).sum() * voxel_ml),
                      "truth_volume_ml": float((truth_tissue == k).sum() * voxel_ml)})
     measured = features.regional_volumes(posteriors, regions, REGIONS, voxel_ml)
     for feature, (name, tissue_name) in features.VOLUME_FEATURES.items():
         segmented = (regions == REGIONS[name]) & (tissue == TISSUE_LABELS[tissue_name])
         truth_mask = truth_regions == REGIONS[name]
-        rows.append({"structure": name, "dice": qc.dice(segmented, truth_mask), "volume_ml": measured[feature],
+        rows.append({"structure": name, "dice": metrics.dice(segmented, truth_mask), "volume_ml": measured[feature],
                      "truth_volume_ml": float(truth_mask.sum() * voxel_ml)})
     for row in rows:
-        row["volume_error_percent"] = qc.volume_error_percent(row["volume_ml"], row["truth_volume_ml"])
+        row["volume_error_percent"] = metrics.volume_error_percent(row["volume_ml"], row["truth_volume_ml"])
     return rows
 
 

@@ -2,14 +2,16 @@
 import numpy as np
 import torch
 
-from dlmi import io, mri, phantom
+from dlmi import io
+from dlmi.recon import mri
+from dlmi.sim import anatomy
 from dlmi_workflow import runlog
 
 
 def main(out: dict, voxel_mm: float, mri_params: dict, log=None):
     logger = runlog.start(log, "build_template")
-    template = phantom.build_template(voxel_mm)
-    maps = {k: torch.from_numpy(v) for k, v in phantom.property_maps(template.fractions).items()}
+    template = anatomy.build_template(voxel_mm)
+    maps = {k: torch.from_numpy(v) for k, v in anatomy.property_maps(template.fractions).items()}
     t1w = mri.t1_weighted_signal(maps["pd"], maps["t1_ms"], maps["t2_ms"], mri_params)
     io.save_nifti(out["t1w"], t1w.numpy(), template.affine)
     io.save_nifti(out["fractions"], np.moveaxis(template.fractions, 0, -1), template.affine)

@@ -2,7 +2,8 @@
 import numpy as np
 import pandas as pd
 
-from dlmi import features, io
+from dlmi import io
+from dlmi.analysis import features
 from dlmi.labels import BRAIN_CLASSES, REFERENCE_REGION, REGIONS
 from dlmi_workflow import runlog
 

@@ -1,5 +1,6 @@
 """Rule make_participants: the cohort's participants.tsv (the truth of group, age, sex, score)."""
-from dlmi import cohort, io
+from dlmi import io
+from dlmi.sim import cohort
 from dlmi_workflow import runlog
 
 

@@ -1,6 +1,6 @@
 """Rule qc_figure: the mid-slice mosaic of one stage (one row per subject) for the report."""
 from dlmi import figures, io
-from dlmi.registration import resample
+from dlmi.spatial.resampling import resample
 from dlmi_workflow import runlog
 
 OVERLAY_KIND = {"warped_t1": "contour", "pet_in_t1": "heat", "segmentation": "labels"}

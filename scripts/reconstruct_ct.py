@@ -2,8 +2,9 @@
 import numpy as np
 import torch
 
-from dlmi import ct, io
+from dlmi import io
 from dlmi.device import pick_device, set_threads
+from dlmi.recon import ct
 from dlmi_workflow import runlog
 
 PARAMS = ("angles_rad", "pixel_mm", "shape", "affine", "mu_water_per_mm")

@@ -2,8 +2,9 @@
 import numpy as np
 import torch
 
-from dlmi import io, mri
+from dlmi import io
 from dlmi.device import pick_device, set_threads
+from dlmi.recon import mri
 from dlmi_workflow import runlog
 
 PARAMS = ("n_coils", "voxel_mm", "shape", "affine")

@@ -2,8 +2,9 @@
 import numpy as np
 import torch
 
-from dlmi import ct, io, pet
+from dlmi import io
 from dlmi.device import pick_device, set_threads
+from dlmi.recon import ct, pet
 from dlmi_workflow import runlog
 
 PARAMS = ("angles_rad", "pixel_mm", "shape", "affine", "scale")

@@ -1,6 +1,7 @@
 """Rule register_t1: the subject's T1 to the template, affine then diffeomorphic (multi-resolution NCC)."""
-from dlmi import deformable, io, registration
+from dlmi import io
 from dlmi.device import pick_device, set_threads
+from dlmi.register import itk, linear, svf
 from dlmi_workflow import runlog
 
 
@@ -10,16 +11,16 @@ def main(t1w_path, template_path, xfm_path, velocity_path, warped_path, params, 
     t1w, t1_affine = io.load_nifti(t1w_path)
     template, tpl_affine = io.load_nifti(template_path)
     dev = pick_device(device)
-    transform = registration.affine_register(template, t1w, tpl_affine, t1_affine, metric="ncc",
+    transform = linear.affine_register(template, t1w, tpl_affine, t1_affine, metric="ncc",
                                              levels=params["levels"], iterations=params["iterations"], device=dev)
-    registration.write_transform(xfm_path, transform)
+    itk.write_transform(xfm_path, transform)
     logger.info("template -> T1w affine world transform:\n%s", transform)
     nonlinear = params["nonlinear"]
-    velocity = deformable.svf_register(template, t1w, tpl_affine, t1_affine, transform, levels=nonlinear["levels"],
+    velocity = svf.svf_register(template, t1w, tpl_affine, t1_affine, transform, levels=nonlinear["levels"],
                                        iterations=nonlinear["iterations"],
                                        regularization=nonlinear["regularization"], device=dev)
-    deformable.save_velocity(velocity_path, velocity, tpl_affine)
-    warped = deformable.warp_to_fixed(t1w, t1_affine, template.shape, tpl_affine, transform, velocity)
+    svf.save_velocity(velocity_path, velocity, tpl_affine)
+    warped = svf.warp_to_fixed(t1w, t1_affine, template.shape, tpl_affine, transform, velocity)
     io.save_nifti(warped_path, warped, tpl_affine)
     logger.info("velocity field: max |v| %.2f mm", float(velocity.norm(dim=0).max()))
 

@@ -1,18 +1,19 @@
 """Rule simulate_anatomy: one subject's ground truth (MRI session maps and labels; PET/CT session maps)."""
 import numpy as np
 
-from dlmi import cohort, io, phantom, seeding
+from dlmi import io, seeding
+from dlmi.sim import anatomy, cohort
 from dlmi_workflow import runlog
 
 
-def load_template(fractions_path, tissue_path, regions_path, brain_path, voxel_mm) -> phantom.Template:
+def load_template(fractions_path, tissue_path, regions_path, brain_path, voxel_mm) -> anatomy.Template:
     fractions, affine = io.load_nifti(fractions_path, ndim=4)
     labels = {}
     for name, path in (("tissue", tissue_path), ("regions", regions_path), ("brain", brain_path)):
         labels[name], label_affine = io.load_nifti(path, dtype=np.uint8)
         io.check_same_grid(path, labels[name].shape, label_affine, fractions_path, fractions.shape, affine)
         io.check_nonempty(path, labels[name], what="mask" if name == "brain" else "label map")
-    return phantom.Template(
+    return anatomy.Template(
         affine=affine,
         fractions=np.ascontiguousarray(np.moveaxis(fractions, -1, 0)),
         tissue=labels["tissue"],
@@ -29,11 +30,11 @@ def main(inp: dict, out: dict, subject: str, cohort_params: dict, effects: dict 
     study = cohort.from_config(cohort_params, effects)
     participant = cohort.draw_participant(study.seed, subject, study)
     template = load_template(inp["fractions"], inp["tissue"], inp["regions"], inp["brain"], voxel_mm)
-    truth = phantom.simulate_subject(template, participant, study.effects, rng=seeding.rng(study.seed, subject, "anatomy"),
+    truth = anatomy.simulate_subject(template, participant, study.effects, rng=seeding.rng(study.seed, subject, "anatomy"),
                                      age_effects=study.age_effects)
-    motion = phantom.pet_session_motion(seeding.rng(study.seed, subject, "pet_motion"), pet["motion_rotation_deg"],
+    motion = anatomy.pet_session_motion(seeding.rng(study.seed, subject, "pet_motion"), pet["motion_rotation_deg"],
                                         pet["motion_translation_mm"])
-    session = phantom.pet_session_truth(truth, motion)
+    session = anatomy.pet_session_truth(truth, motion)
     affine = truth["affine"]
     for key, name in (("t1_ms", "t1map"), ("t2_ms", "t2map"), ("pd", "pdmap")):
         io.save_nifti(out[name], truth[key], affine)

@@ -2,8 +2,9 @@
 import numpy as np
 import torch
 
-from dlmi import ct, io, seeding
+from dlmi import io, seeding
 from dlmi.device import pick_device, set_threads
+from dlmi.recon import ct, projector
 from dlmi_workflow import runlog
 
 
@@ -15,7 +16,7 @@ def main(ct_path, sinogram_path, subject, seed, params, device="auto", threads=1
     pixel_mm = float(abs(affine[0, 0]))
     mu = ct.hu_to_mu(torch.from_numpy(hu).to(dev)).permute(2, 0, 1)  # axial slices (Z, X, Y)
     angles = np.linspace(0.0, np.pi, params["n_angles"], endpoint=False)
-    line_integrals = ct.forward_project(mu, angles, pixel_mm=pixel_mm)
+    line_integrals = projector.forward_project(mu, angles, pixel_mm=pixel_mm)
     generator = torch.Generator(dev).manual_seed(seeding.derive_seed(seed, subject, "simulate_ct"))
     noisy = ct.simulate_transmission(line_integrals, params["photons_per_ray"], generator)
     acquisition = {"angles_rad": angles.tolist(), "pixel_mm": pixel_mm, "shape": list(hu.shape),

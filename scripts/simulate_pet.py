@@ -2,8 +2,9 @@
 import numpy as np
 import torch
 
-from dlmi import ct, io, pet, seeding
+from dlmi import io, seeding
 from dlmi.device import pick_device, set_threads
+from dlmi.recon import ct, pet
 from dlmi_workflow import runlog
 
 

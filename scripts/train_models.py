@@ -6,7 +6,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from dlmi import cohort, io, models
+from dlmi import io
+from dlmi.analysis import models
+from dlmi.sim import cohort
 from dlmi_workflow import runlog
 
 

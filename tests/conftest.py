@@ -23,10 +23,10 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def template_4mm():
-    """The simulated head template at 4 mm (dlmi.phantom.build_template), built once per session."""
-    from dlmi import phantom
+    """The simulated head template at 4 mm (dlmi.sim.anatomy.build_template), built once per session."""
+    from dlmi.sim import anatomy
 
-    return phantom.build_template(4.0)
+    return anatomy.build_template(4.0)
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,22 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from dlmi.io import atomic_write
-from dlmi.qc import mid_slices
 
 VIEWS = ("sagittal", "coronal (R|L)", "axial (R|L)")
+
+
+def mid_slices(volume: np.ndarray) -> list[np.ndarray]:
+    """Sagittal, coronal and axial mid-slices of an (X, Y, Z) RAS+ volume as 2-D display arrays.
+
+    Row 0 is the top of the picture. Sagittal: superior up, anterior on the right. Coronal and axial:
+    radiological convention, the patient's right (+x in RAS+) on the viewer's left; coronal superior up,
+    axial anterior up.
+    """
+    x, y, z = (s // 2 for s in volume.shape)
+    sagittal = volume[x, :, :].T[::-1, :]       # rows z high->low, cols y low->high (posterior->anterior)
+    coronal = volume[:, y, :].T[::-1, ::-1]     # rows z high->low, cols x high->low (right->left)
+    axial = volume[:, :, z].T[::-1, ::-1]       # rows y high->low, cols x high->low (right->left)
+    return [sagittal, coronal, axial]
 
 
 def mosaic(rows, path, *, overlay_kind: str | None = None, title: str = "", window=None) -> None:

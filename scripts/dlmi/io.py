@@ -17,7 +17,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from dlmi import orientation
+from dlmi.spatial import orientation
 
 
 class InputError(ValueError):
@@ -75,7 +75,7 @@ def load_nifti(path, dtype=np.float32, ndim: int = 3) -> tuple[np.ndarray, np.nd
 
     Returns (data (X, Y, Z[, ...]) as `dtype`, affine (4, 4), RAS+ mm, positive diagonal). An image stored
     with flipped or permuted axes (LPS, LAS, ...) is reoriented to RAS+ without resampling, and the
-    conversion is logged (see `dlmi.orientation`).
+    conversion is logged (see `dlmi.spatial.orientation`).
 
     A single-file NIfTI whose name says the wrong compression (gzip data named .nii, or plain data named
     .nii.gz) is read by its content, and that is logged.

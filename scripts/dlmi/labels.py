@@ -1,7 +1,7 @@
 """The study's label tables: tissue classes and brain regions with their integer labels, defined once.
 
-Every label map of the workflow uses these numbers: the simulated ground truth (`dlmi.phantom`), the
-template's tissue prior and region atlas, the segmentation (`dlmi.segmentation`), the features and the
+Every label map of the workflow uses these numbers: the simulated ground truth (`dlmi.sim.anatomy`), the
+template's tissue prior and region atlas, the segmentation (`dlmi.segment.atlas`), the features and the
 quality tables. `dseg_table` writes them as BIDS lookup tables (`resources/*_dseg.tsv`, columns `index`,
 `name`), the form in which a derivative dataset declares what its `*_dseg.nii.gz` integers mean.
 """

@@ -124,11 +124,11 @@ def tissue_signals(mri: dict) -> np.ndarray:
     """Noise-free MRI signals (3,) of pure CSF, GM and WM (dlmi.labels.BRAIN_CLASSES order) for the sequence
     of `mri` (config key acquisition.mri: sequence, tr_ms, te_ms and, for inversion recovery, ti_ms).
 
-    The signal model of `dlmi.mri.t1_weighted_signal`, in numpy so that checking a config imports no torch,
-    with the relaxation times and proton densities of `dlmi.phantom.tissue_properties`.
+    The signal model of `dlmi.recon.mri.t1_weighted_signal`, in numpy so that checking a config imports no torch,
+    with the relaxation times and proton densities of `dlmi.sim.anatomy.tissue_properties`.
     """
     from dlmi.labels import BRAIN_CLASSES, TISSUE_LABELS
-    from dlmi.phantom import tissue_properties
+    from dlmi.sim.anatomy import tissue_properties
 
     table = tissue_properties()
     index = [TISSUE_LABELS[name] for name in BRAIN_CLASSES]

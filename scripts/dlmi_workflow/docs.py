@@ -60,11 +60,12 @@ def rule_graph(rules: list[dict]) -> str:
 
 
 def rule_table(rules: list[dict]) -> str:
-    """Markdown table stage | rule | script | dlmi modules it runs (its `library` closure)."""
+    """Markdown table stage | rule | script | dlmi modules it runs (its `library` closure, packages left out)."""
     lines = ["| stage | rule | script | dlmi modules |", "|---|---|---|---|"]
     for r in rules:
         modules = sources.library_modules(REPO / r["script"]) if r["script"] else ()
-        shown = ", ".join(f"`{m.removeprefix('dlmi.')}`" for m in modules if m != "dlmi") or "-"
+        leaves = [m for m in modules if sources.module_path(m).name != "__init__.py"]
+        shown = ", ".join(f"`{m.removeprefix('dlmi.')}`" for m in leaves) or "-"
         script = f"`{r['script']}`" if r["script"] else "-"
         lines.append(f"| {r['stage']} | `{r['rule']}` | {script} | {shown} |")
     return "\n".join(lines) + "\n"

@@ -49,10 +49,11 @@ def _module_file(name: str, packages: tuple[str, ...] = (PACKAGE,)) -> Path | No
     parts = name.split(".")
     if parts[0] not in packages:
         return None
-    if len(parts) == 1:
-        return ROOT / parts[0] / "__init__.py"
-    candidate = ROOT.joinpath(*parts).with_suffix(".py")
-    return candidate if candidate.is_file() else None
+    path = ROOT.joinpath(*parts)
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):  # a module, or a (sub)package
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 @cache
@@ -65,7 +66,7 @@ def library_modules(script: str | Path, packages: tuple[str, ...] = (PACKAGE,)) 
     while todo:
         path, package = todo.pop()
         for name in imported_modules(path, package):
-            for k in range(1, len(name.split(".")) + 1):  # `dlmi.ct` also imports the package `dlmi`
+            for k in range(1, len(name.split(".")) + 1):  # `dlmi.recon.ct` also imports the package `dlmi`
                 prefix = ".".join(name.split(".")[:k])
                 source = _module_file(prefix, packages)
                 if source is not None and prefix not in seen:
@@ -97,7 +98,7 @@ def code_hash(path: str | Path) -> str:
 @cache
 def library_version(script: str | Path) -> str:
     """One line naming each dlmi module `script` runs with the first 12 hex digits of its code hash,
-    e.g. 'dlmi@1f2e.. dlmi.ct@9a8b.. dlmi.io@..'. A rule parameter: it changes exactly when the code of
+    e.g. 'dlmi@1f2e.. dlmi.recon.ct@9a8b.. dlmi.io@..'. A rule parameter: it changes exactly when the code of
     one of those modules changes."""
     return " ".join(f"{name}@{code_hash(module_path(name))[:12]}" for name in library_modules(script))
 

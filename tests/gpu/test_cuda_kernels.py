@@ -3,7 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from dlmi import ct, mri, pet, registration, segmentation
+from dlmi.recon import ct, mri, pet, projector
+from dlmi.register import linear
+from dlmi.segment import atlas
+from dlmi.spatial import grid, resampling
 
 pytestmark = [
     pytest.mark.gpu,
@@ -21,8 +24,8 @@ def disc_phantom(n=96, dtype=torch.float32):
 def test_projector_and_fbp_agree():
     image = disc_phantom()[None].repeat(3, 1, 1)
     angles = np.linspace(0, np.pi, 90, endpoint=False)
-    cpu = ct.fbp(ct.forward_project(image, angles), angles, image.shape[-2:])
-    gpu = ct.fbp(ct.forward_project(image.cuda(), angles), angles, image.shape[-2:])
+    cpu = ct.fbp(projector.forward_project(image, angles), angles, image.shape[-2:])
+    gpu = ct.fbp(projector.forward_project(image.cuda(), angles), angles, image.shape[-2:])
     assert gpu.device.type == "cuda"
     # float32 sums in another order: agree within 1e-4 of the disc's attenuation (0.02 / mm)
     assert (gpu.cpu() - cpu).abs().max() < 1e-4 * 0.02
@@ -54,10 +57,10 @@ def test_affine_registration_agrees():
     affine = np.diag([3.0, 3.0, 3.0, 1.0])
     truth = np.eye(4)
     truth[:3, 3] = rng.uniform(-4, 4, 3)
-    moving = registration.resample(fixed.astype(np.float32), affine, fixed.shape, affine, np.linalg.inv(truth))
-    cpu = registration.affine_register(fixed, moving, affine, affine, device="cpu")
-    gpu = registration.affine_register(fixed, moving, affine, affine, device="cuda")
-    assert registration.corner_error_mm(gpu, cpu, fixed.shape, affine) < 0.2
+    moving = resampling.resample(fixed.astype(np.float32), affine, fixed.shape, affine, np.linalg.inv(truth))
+    cpu = linear.affine_register(fixed, moving, affine, affine, device="cpu")
+    gpu = linear.affine_register(fixed, moving, affine, affine, device="cuda")
+    assert grid.corner_error_mm(gpu, cpu, fixed.shape, affine) < 0.2
 
 
 def test_partial_volume_fractions_agree():
@@ -65,7 +68,7 @@ def test_partial_volume_fractions_agree():
     image = torch.tensor(rng.uniform(0.0, 0.2, (30, 30, 30)))
     prior = torch.tensor(np.digitize(image.numpy(), [0.05, 0.11]) + 1, dtype=torch.uint8)
     mask = torch.ones(image.shape, dtype=torch.bool)
-    cpu = segmentation.partial_volume_fractions(image, mask, segmentation.class_means(image, prior, mask))
-    means = segmentation.class_means(image.cuda(), prior.cuda(), mask.cuda())
-    gpu = segmentation.partial_volume_fractions(image.cuda(), mask.cuda(), means)
+    cpu = atlas.partial_volume_fractions(image, mask, atlas.class_means(image, prior, mask))
+    means = atlas.class_means(image.cuda(), prior.cuda(), mask.cuda())
+    gpu = atlas.partial_volume_fractions(image.cuda(), mask.cuda(), means)
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-12, atol=1e-12)

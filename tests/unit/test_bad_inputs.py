@@ -13,8 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dlmi import cohort, io, orientation
+from dlmi import io
 from dlmi.labels import REFERENCE_REGION, REGIONS, TISSUE_LABELS
+from dlmi.sim import cohort
+from dlmi.spatial import orientation
 from dlmi_workflow import config
 from dlmi_workflow.bids import simulated_subjects
 
@@ -319,14 +321,14 @@ def test_empty_label_map(tmp_path, repo):
 
 
 def test_empty_brain_mask(tmp_path, repo):
-    from dlmi import deformable, registration
+    from dlmi.register import itk, svf
 
     inp = {"t1w": str(tmp_path / "t1w.nii.gz"), "xfm": str(tmp_path / "xfm.txt"),
            "velocity": str(tmp_path / "velocity.nii.gz"), "brain": str(tmp_path / "brain.nii.gz"),
            "regions": str(tmp_path / "regions.nii.gz"), "tissue_prior": str(tmp_path / "tissue.nii.gz")}
     io.save_nifti(inp["t1w"], image(), AFFINE)
-    registration.write_transform(inp["xfm"], np.eye(4))
-    deformable.save_velocity(inp["velocity"], np.zeros((3, *SHAPE), np.float32), AFFINE)
+    itk.write_transform(inp["xfm"], np.eye(4))
+    svf.save_velocity(inp["velocity"], np.zeros((3, *SHAPE), np.float32), AFFINE)
     io.save_nifti(inp["brain"], np.zeros(SHAPE), AFFINE, dtype=np.uint8)
     for name in ("regions", "tissue_prior"):
         io.save_nifti(inp[name], np.ones(SHAPE), AFFINE, dtype=np.uint8)
@@ -381,14 +383,14 @@ def test_no_uptake_in_the_reference_region(tmp_path, repo):
 
 def segment_inputs(tmp_path, t1w, prior):
     """Files of rule segment_t1 on SHAPE: identity registration to a template whose brain mask is full."""
-    from dlmi import deformable, registration
+    from dlmi.register import itk, svf
 
     inp = {"t1w": str(tmp_path / "t1w.nii.gz"), "xfm": str(tmp_path / "xfm.txt"),
            "velocity": str(tmp_path / "velocity.nii.gz"), "brain": str(tmp_path / "brain.nii.gz"),
            "regions": str(tmp_path / "regions.nii.gz"), "tissue_prior": str(tmp_path / "tissue.nii.gz")}
     io.save_nifti(inp["t1w"], t1w, AFFINE)
-    registration.write_transform(inp["xfm"], np.eye(4))
-    deformable.save_velocity(inp["velocity"], np.zeros((3, *SHAPE), np.float32), AFFINE)
+    itk.write_transform(inp["xfm"], np.eye(4))
+    svf.save_velocity(inp["velocity"], np.zeros((3, *SHAPE), np.float32), AFFINE)
     io.save_nifti(inp["brain"], np.ones(SHAPE), AFFINE, dtype=np.uint8)
     io.save_nifti(inp["regions"], np.ones(SHAPE), AFFINE, dtype=np.uint8)
     io.save_nifti(inp["tissue_prior"], prior, AFFINE, dtype=np.uint8)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from dlmi.cohort import (
+from dlmi.sim.cohort import (
     PARTICIPANT_COLUMNS,
     PARTICIPANTS_JSON,
     AgeEffects,

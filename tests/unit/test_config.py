@@ -175,13 +175,13 @@ def test_other_segmentation_methods_are_not_known_yet(schema, default):
     {"sequence": "inversion_recovery", "tr_ms": 2300.0, "te_ms": 3.0, "ti_ms": 900.0},
 ])
 def test_the_check_uses_the_signal_model_of_the_simulation(mri):
-    """tissue_signals (numpy, for a cheap config check) equals dlmi.mri.t1_weighted_signal (torch), with
+    """tissue_signals (numpy, for a cheap config check) equals dlmi.recon.mri.t1_weighted_signal (torch), with
     which simulate_mri makes the images, for pure CSF, GM and WM."""
     import torch
 
-    from dlmi import mri as mr
     from dlmi.labels import BRAIN_CLASSES, TISSUE_LABELS
-    from dlmi.phantom import tissue_properties
+    from dlmi.recon import mri as mr
+    from dlmi.sim.anatomy import tissue_properties
 
     table, index = tissue_properties(), [TISSUE_LABELS[name] for name in BRAIN_CLASSES]
     pd, t1, t2 = (torch.as_tensor(table[key][index], dtype=torch.float64) for key in ("pd", "t1_ms", "t2_ms"))

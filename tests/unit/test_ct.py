@@ -1,4 +1,4 @@
-"""dlmi.ct: projector adjointness, geometry against scikit-image, FBP against iradon, CT physics."""
+"""dlmi.recon.ct: projector adjointness, geometry against scikit-image, FBP against iradon, CT physics."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,7 @@ import torch
 from skimage.data import shepp_logan_phantom
 from skimage.transform import iradon, radon, resize
 
-from dlmi import ct
+from dlmi.recon import ct, projector
 
 N = 128
 DEGREES = np.linspace(0.0, 180.0, 180, endpoint=False)
@@ -36,9 +36,9 @@ def test_back_project_is_exact_adjoint(n_det):
     gen = torch.Generator().manual_seed(0)
     angles = torch.rand(19, generator=gen, dtype=torch.float64) * 2 * math.pi
     x = torch.rand(3, 21, 26, generator=gen, dtype=torch.float64)
-    ax = ct.forward_project(x, angles, pixel_mm=1.7, n_det=n_det)
+    ax = projector.forward_project(x, angles, pixel_mm=1.7, n_det=n_det)
     y = torch.rand(ax.shape, generator=gen, dtype=torch.float64)
-    aty = ct.back_project(y, angles, (21, 26), pixel_mm=1.7)
+    aty = projector.back_project(y, angles, (21, 26), pixel_mm=1.7)
     assert aty.shape == x.shape
     assert torch.allclose((ax * y).sum(), (x * aty).sum(), rtol=1e-6, atol=0)
 
@@ -46,10 +46,10 @@ def test_back_project_is_exact_adjoint(n_det):
 def test_forward_project_shape_dtype_and_batch():
     x = torch.rand(2, 3, 30, 40)
     angles = np.linspace(0, np.pi, 12, endpoint=False)
-    sino = ct.forward_project(x, angles)
-    assert sino.shape == (2, 3, 12, ct.detector_size((30, 40))) == (2, 3, 12, 57)
+    sino = projector.forward_project(x, angles)
+    assert sino.shape == (2, 3, 12, projector.detector_size((30, 40))) == (2, 3, 12, 57)
     assert sino.dtype == torch.float32
-    single = ct.forward_project(x[1, 2], angles)
+    single = projector.forward_project(x[1, 2], angles)
     assert torch.allclose(sino[1, 2], single, rtol=1e-6, atol=1e-5)
 
 
@@ -57,16 +57,16 @@ def test_forward_project_conserves_mass_and_scales_with_pixel_size():
     x = torch.zeros(40, 40, dtype=torch.float64)
     x[10:30, 12:25] = 0.02
     angles = torch.linspace(0, math.pi, 37, dtype=torch.float64)
-    sino = ct.forward_project(x, angles, pixel_mm=2.0)
+    sino = projector.forward_project(x, angles, pixel_mm=2.0)
     # integral over the detector (bin width 2 mm) = integral of mu over the slice (2 mm pixels)
     assert torch.allclose(sino.sum(-1) * 2.0, torch.full((37,), float(x.sum()) * 4.0, dtype=torch.float64))
     # the ray through the centre at angle 0 crosses 20 pixels of 2 mm: 0.02 * 40 = 0.8
-    center = ct.detector_size((40, 40)) // 2
+    center = projector.detector_size((40, 40)) // 2
     assert sino[0, center] == pytest.approx(0.8)
 
 
 def test_forward_project_matches_skimage_radon_geometry(phantom):
-    ours = ct.forward_project(torch.from_numpy(phantom), RADIANS).numpy()
+    ours = projector.forward_project(torch.from_numpy(phantom), RADIANS).numpy()
     reference = radon(phantom, DEGREES, circle=False).T  # (A, n_det), same centre and angle convention
     assert ours.shape == reference.shape
     rel = np.linalg.norm(ours - reference) / np.linalg.norm(reference)
@@ -78,7 +78,7 @@ def test_fbp_of_uniform_disc_gives_its_attenuation():
     rows, cols = np.mgrid[:n, :n] - n // 2
     disc = torch.from_numpy(((rows**2 + cols**2) < 35**2) * 0.02)
     angles = torch.linspace(0, math.pi, 181, dtype=torch.float64)[:-1]
-    rec = ct.fbp(ct.forward_project(disc, angles, pixel_mm=pixel), angles, (n, n), pixel_mm=pixel)
+    rec = ct.fbp(projector.forward_project(disc, angles, pixel_mm=pixel), angles, (n, n), pixel_mm=pixel)
     assert rec.shape == (n, n)
     assert float(rec[n // 2 - 15: n // 2 + 15, n // 2 - 15: n // 2 + 15].mean()) == pytest.approx(0.02, rel=0.005)
     assert float(rec[(rows**2 + cols**2) > 40**2].abs().mean()) < 0.0005
@@ -93,7 +93,7 @@ def test_fbp_no_worse_than_iradon_on_skimage_sinogram(phantom, inscribed, circle
 
 
 def test_fbp_no_worse_than_iradon_on_own_sinogram(phantom, inscribed):
-    sinogram = ct.forward_project(torch.from_numpy(phantom), RADIANS)
+    sinogram = projector.forward_project(torch.from_numpy(phantom), RADIANS)
     peer = iradon(sinogram.numpy().T, DEGREES, filter_name="ramp", circle=False, output_size=N)
     ours = ct.fbp(sinogram, RADIANS, (N, N)).numpy()
     assert _mae(ours, phantom, inscribed) <= _mae(peer, phantom, inscribed)
@@ -102,10 +102,10 @@ def test_fbp_no_worse_than_iradon_on_own_sinogram(phantom, inscribed):
 def test_fbp_of_volume_slices_and_float32(phantom):
     volume = torch.from_numpy(np.stack([phantom, phantom[::-1]], axis=-1).copy()).float()  # (X, Y, Z)
     angles = RADIANS[::2]
-    sino = ct.forward_project(volume.movedim(-1, 0), angles)  # z becomes the batch dim
+    sino = projector.forward_project(volume.movedim(-1, 0), angles)  # z becomes the batch dim
     rec = ct.fbp(sino, angles, (N, N)).movedim(0, -1)
     assert rec.shape == volume.shape and rec.dtype == torch.float32
-    single = ct.fbp(ct.forward_project(volume[..., 1], angles), angles, (N, N))
+    single = ct.fbp(projector.forward_project(volume[..., 1], angles), angles, (N, N))
     assert torch.allclose(rec[..., 1], single, atol=1e-5)
 
 

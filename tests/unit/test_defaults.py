@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from dlmi.cohort import Cohort, Effects
+from dlmi.sim.cohort import Cohort, Effects
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 

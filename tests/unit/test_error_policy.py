@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from dlmi import figures, io, registration
+from dlmi import figures, io
+from dlmi.register import itk
 from dlmi_workflow import runlog
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,9 +88,9 @@ def test_transforms_get_the_mode_of_every_other_result(tmp_path, umask_027):
     """mkstemp makes 0600 files: a transform renamed from one would be unreadable by the group on a cluster."""
     io.save_nifti(tmp_path / "t1w.nii.gz", np.zeros((2, 2, 2)), np.eye(4))
     for name in ("xfm.mat", "xfm.txt", "xfm.tfm"):
-        registration.write_transform(tmp_path / name, np.eye(4))
+        itk.write_transform(tmp_path / name, np.eye(4))
         assert mode(tmp_path / name) == mode(tmp_path / "t1w.nii.gz") == 0o640, name
-        np.testing.assert_allclose(registration.read_transform(tmp_path / name), np.eye(4), atol=1e-12)
+        np.testing.assert_allclose(itk.read_transform(tmp_path / name), np.eye(4), atol=1e-12)
 
 
 def spy_on(monkeypatch, owner, name, path):
@@ -112,7 +113,7 @@ def test_a_transform_left_by_a_kill_is_found_as_a_leftover(tmp_path, monkeypatch
 
     path = tmp_path / "sub-001_from-T1w_to-template_xfm.mat"
     seen = spy_on(monkeypatch, sitk, "WriteTransform", path)
-    registration.write_transform(path, np.eye(4))
+    itk.write_transform(path, np.eye(4))
     [(tmp, leftovers, existed, _)] = seen
     assert leftovers == [tmp] and tmp.parent == tmp_path and tmp.suffix == ".mat" and not existed
     assert path.exists() and io.leftover_temporaries(path) == []

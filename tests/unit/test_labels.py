@@ -3,7 +3,11 @@ import pytest
 import torch
 from conftest import REPO
 
-from dlmi import labels, mri, phantom, qc, segmentation
+from dlmi import labels
+from dlmi.analysis import metrics
+from dlmi.recon import mri
+from dlmi.segment import atlas
+from dlmi.sim import anatomy
 
 
 @pytest.mark.parametrize("kind", sorted(labels.DSEG_TABLES))
@@ -22,7 +26,7 @@ def test_label_numbers_are_unique_and_background_is_zero():
 def test_hard_labels_are_the_tissue_labels_of_the_classes():
     mask = torch.ones(len(labels.BRAIN_CLASSES), 1, 1, dtype=torch.bool)
     one_hot = torch.eye(len(labels.BRAIN_CLASSES))[:, :, None, None].permute(1, 0, 2, 3)  # voxel k is class k
-    got = segmentation.hard_labels(one_hot, mask)[:, 0, 0].tolist()
+    got = atlas.hard_labels(one_hot, mask)[:, 0, 0].tolist()
     assert got == [labels.TISSUE_LABELS[name] for name in labels.BRAIN_CLASSES]
 
 
@@ -32,15 +36,15 @@ def test_segmenting_the_phantom_recovers_its_tissue_labels(template_4mm):
     2000, TI 900, TE 4 ms), with the phantom's own labels as prior, gives the phantom's labels back (Dice >
     0.7 per brain class; 4 mm voxels, many of them partial-volume). A reordered table on either side would
     swap classes and drop a Dice towards 0."""
-    template = phantom.build_template(4.0)
-    props = {k: torch.from_numpy(v) for k, v in phantom.property_maps(template.fractions).items()}
+    template = anatomy.build_template(4.0)
+    props = {k: torch.from_numpy(v) for k, v in anatomy.property_maps(template.fractions).items()}
     sequence = {"sequence": "inversion_recovery", "tr_ms": 2000.0, "te_ms": 4.0, "ti_ms": 900.0}
     image = mri.t1_weighted_signal(props["pd"], props["t1_ms"], props["t2_ms"], sequence).to(torch.float32)
     mask = torch.from_numpy(template.brain_mask)
-    means = segmentation.class_means(image, torch.from_numpy(template.tissue), mask)
-    found = segmentation.hard_labels(segmentation.partial_volume_fractions(image, mask, means), mask).numpy()
+    means = atlas.class_means(image, torch.from_numpy(template.tissue), mask)
+    found = atlas.hard_labels(atlas.partial_volume_fractions(image, mask, means), mask).numpy()
     dice = {}
     for name in labels.BRAIN_CLASSES:
         label = labels.TISSUE_LABELS[name]
-        dice[name] = qc.dice(found == label, (template.tissue == label) & template.brain_mask)
+        dice[name] = metrics.dice(found == label, (template.tissue == label) & template.brain_mask)
     assert dice["gm"] > 0.8 and dice["wm"] > 0.8 and dice["csf"] > 0.6, dice

@@ -3,7 +3,7 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from dlmi import models
+from dlmi.analysis import models
 
 
 def make_data(n=40, shift=1.5, seed=0):

@@ -1,4 +1,4 @@
-"""dlmi.mri: signal equation, coil maps, centred FFT, coil combination and noise level."""
+"""dlmi.recon.mri: signal equation, coil maps, centred FFT, coil combination and noise level."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlmi import mri
+from dlmi.recon import mri
 
 SHAPE = (24, 20, 16)
 

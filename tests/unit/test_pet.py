@@ -1,4 +1,4 @@
-"""dlmi.pet: attenuation, forward model, MLEM/OSEM properties, grid changes."""
+"""dlmi.recon.pet: attenuation, forward model, MLEM/OSEM properties, grid changes."""
 from __future__ import annotations
 
 import itertools
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlmi import ct, pet
+from dlmi.recon import pet, projector
 
 N = 40
 PIXEL = 4.0
@@ -31,17 +31,17 @@ def _error(x, truth):
 
 def test_attenuation_factors_of_a_water_disc(phantom):
     att = phantom[2]
-    assert att.shape == (60, ct.detector_size((N, N)))
+    assert att.shape == (60, projector.detector_size((N, N)))
     assert float(att.max()) == 1.0 and float(att.min()) > 0
     # central ray through a 31-pixel-wide disc of water: exp(-0.0096 * 31 * 4)
-    center = ct.detector_size((N, N)) // 2
+    center = projector.detector_size((N, N)) // 2
     assert float(att[0, center]) == pytest.approx(math.exp(-0.0096 * 31 * PIXEL), rel=1e-6)
 
 
 def test_forward_is_linear_and_scaled(phantom):
     activity, _, att = phantom
     expected = pet.forward(activity, ANGLES, att, pixel_mm=PIXEL, scale=0.1)
-    manual = 0.1 * att * ct.forward_project(activity, ANGLES, pixel_mm=PIXEL)
+    manual = 0.1 * att * projector.forward_project(activity, ANGLES, pixel_mm=PIXEL)
     assert torch.allclose(expected, manual)
     counts = pet.simulate_counts(expected, torch.Generator().manual_seed(0))
     assert torch.equal(counts, counts.round()) and float(counts.min()) >= 0

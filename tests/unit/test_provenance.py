@@ -76,7 +76,7 @@ def test_code_version_without_git_is_a_hash_of_the_sources(tmp_path):
     assert provenance.git_describe(root) is None
     assert version == "src-" + provenance.source_hash(root).split(":")[1][:12]
     assert provenance.source_hash(root) == provenance.source_hash(REPO)  # same bytes, same hash
-    ct = root / "scripts" / "dlmi" / "ct.py"
+    ct = root / "scripts" / "dlmi" / "recon" / "ct.py"
     ct.write_text(ct.read_text() + "\n# an edit\n")
     assert provenance.code_version(root) != version
     (root / "scripts" / "dlmi" / "__pycache__").mkdir(exist_ok=True)
@@ -93,7 +93,7 @@ def test_code_version_in_a_git_checkout_is_git_describe(tmp_path):
     subprocess.run([*git, "commit", "-qm", "x"], check=True)
     subprocess.run([*git, "tag", "v1.2.3"], check=True)
     assert provenance.code_version(root) == "v1.2.3"
-    (root / "scripts" / "dlmi" / "ct.py").write_text("# changed\n")
+    (root / "scripts" / "dlmi" / "recon" / "ct.py").write_text("# changed\n")
     assert provenance.code_version(root) == "v1.2.3-dirty"
 
 

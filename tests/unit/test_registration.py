@@ -1,4 +1,4 @@
-"""Tests of dlmi.registration: resampling, affine (NCC) and rigid (MI) registration, ITK/ANTs transform files.
+"""Tests of dlmi.register.linear: resampling, affine (NCC) and rigid (MI) registration, ITK/ANTs transform files.
 
 Synthetic data: a smooth, asymmetric head-like phantom (nested ellipsoids with soft edges plus blobs)
 evaluated analytically at world points, so the moving image of a known transform T (fixed -> moving) is
@@ -14,7 +14,9 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from dlmi import registration as reg
+from dlmi.register import itk
+from dlmi.register import linear as reg
+from dlmi.spatial import grid, resampling
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from bench_registration import sitk_affine  # the same SimpleITK set-up as the benchmark
@@ -63,7 +65,7 @@ def grid_points(shape, affine) -> np.ndarray:
 def moving_image(T, shape, affine, **kw) -> np.ndarray:
     """The phantom seen through T (fixed -> moving): moving(y) = phantom(T^-1 y) on the moving grid."""
     pts = grid_points(shape, affine)
-    return head(reg.transform_points(reg.invert(T), pts.reshape(-1, 3)).reshape(pts.shape), **kw).astype(np.float32)
+    return head(grid.transform_points(grid.invert(T), pts.reshape(-1, 3)).reshape(pts.shape), **kw).astype(np.float32)
 
 
 def random_affine(rng, rot_deg=10.0, scale=0.1, shear=0.05, trans_mm=10.0) -> np.ndarray:
@@ -101,14 +103,31 @@ def affine_case():
 # resampling
 
 
+def test_world_grid_matches_nibabel_apply_affine():
+    """The one world-grid helper against nibabel's apply_affine on an oblique, anisotropic, non-RAS grid
+    (float64; both compute affine @ index, so they agree to a few ulp)."""
+    from nibabel.affines import apply_affine
+
+    shape = (5, 4, 3)
+    affine = np.eye(4)
+    affine[:3, :3] = Rotation.from_euler("xyz", [10, -25, 40], degrees=True).as_matrix() @ np.diag([1.5, -2.0, 3.0])
+    affine[:3, 3] = [-80.0, 12.5, 33.0]
+    index = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), axis=-1)
+    expected = np.moveaxis(apply_affine(affine, index), -1, 0)
+    world = grid.world_grid(shape, affine)
+    assert world.shape == (3, *shape) and world.dtype == np.float64
+    np.testing.assert_allclose(world, expected, rtol=0, atol=1e-12)
+    assert np.array_equal(grid.world_grid(shape, np.diag([2.0, 2.0, 2.0, 1.0]))[0, :, 0, 0], [0, 2, 4, 6, 8])
+
+
 def test_resample_identity_is_exact_numpy_and_torch():
     rng = np.random.default_rng(0)
     vol = rng.normal(size=(9, 7, 5)).astype(np.float32)
     A = np.array([[0, 0, 2.5, 10], [-1.5, 0, 0, 3], [0, 2, 0, -7], [0, 0, 0, 1]], float)  # oblique axes
-    out = reg.resample(vol, A, vol.shape, A)
+    out = resampling.resample(vol, A, vol.shape, A)
     assert isinstance(out, np.ndarray) and out.dtype == np.float32
     np.testing.assert_array_equal(out, vol)
-    out_t = reg.resample(torch.from_numpy(vol), A, vol.shape, A, np.eye(4))
+    out_t = resampling.resample(torch.from_numpy(vol), A, vol.shape, A, np.eye(4))
     assert isinstance(out_t, torch.Tensor)
     np.testing.assert_array_equal(out_t.numpy(), vol)
 
@@ -118,7 +137,7 @@ def test_resample_integer_shift_exact_and_fill():
     A = grid_affine(vol.shape, 2.0)
     T = np.eye(4)
     T[:3, 3] = (4.0, 0.0, -2.0)  # fixed point x samples moving at x + (2, 0, -1) voxels
-    out = reg.resample(vol, A, vol.shape, A, T, fill=-1.0)
+    out = resampling.resample(vol, A, vol.shape, A, T, fill=-1.0)
     assert out.dtype == np.float64
     np.testing.assert_array_equal(out[:4, :, 1:], vol[2:, :, :3])
     assert np.all(out[4:] == -1.0) and np.all(out[:, :, 0] == -1.0)
@@ -130,11 +149,11 @@ def test_resample_half_voxel_linear_and_nearest_labels():
     A = np.eye(4)
     T = np.eye(4)
     T[0, 3] = 0.5
-    out = reg.resample(vol, A, vol.shape, A, T)
+    out = resampling.resample(vol, A, vol.shape, A, T)
     np.testing.assert_allclose(out[1, 1, 1], 0.5)
     labels = np.zeros((4, 4, 4), np.int16)
     labels[2:] = 3
-    near = reg.resample(labels, A, labels.shape, A, T, order=0)
+    near = resampling.resample(labels, A, labels.shape, A, T, order=0)
     assert near.dtype == np.int16
     assert near[1, 0, 0] == 3 and near[0, 0, 0] == 0  # 1.5 rounds up to voxel 2, as in ITK
     assert near[3, 0, 0] == 3  # 3.5 is still inside (the voxel's edge): edge value
@@ -142,7 +161,7 @@ def test_resample_half_voxel_linear_and_nearest_labels():
 
 def test_resample_matches_analytic_moving_image(affine_case):
     fixed, moving, A_f, A_m, T = affine_case
-    out = reg.resample(moving, A_m, fixed.shape, A_f, T)
+    out = resampling.resample(moving, A_m, fixed.shape, A_f, T)
     # interpolation error of a soft-edged (2 mm) phantom on a 3-mm grid
     assert np.abs(out - fixed)[8:-8, 8:-8, 8:-8].max() < 0.1
     assert np.abs(out - fixed)[8:-8, 8:-8, 8:-8].mean() < 0.005
@@ -155,9 +174,9 @@ def test_resample_matches_analytic_moving_image(affine_case):
 def test_affine_registration_recovers_random_transform(affine_case):
     fixed, moving, A_f, A_m, T = affine_case
     T0 = reg.affine_register(fixed, moving, A_f, A_m, init="identity", levels=(1,), iterations=(0,))
-    assert reg.corner_error_mm(T0, T, fixed.shape, A_f) > 20.0  # the problem is not trivial
+    assert grid.corner_error_mm(T0, T, fixed.shape, A_f) > 20.0  # the problem is not trivial
     T_est = reg.affine_register(fixed, moving, A_f, A_m)
-    assert reg.corner_error_mm(T_est, T, fixed.shape, A_f) < 1.0
+    assert grid.corner_error_mm(T_est, T, fixed.shape, A_f) < 1.0
     # torch input gives the same answer
     T_t = reg.affine_register(torch.from_numpy(fixed), torch.from_numpy(moving), A_f, A_m)
     np.testing.assert_allclose(T_t, T_est, atol=1e-6)
@@ -175,7 +194,7 @@ def test_rigid_mi_recovers_transform_between_contrasts_and_grids():
     moving += np.random.default_rng(4).normal(0.0, 0.01, moving.shape).astype(np.float32)
     T_est = reg.rigid_register(fixed, moving, A_f, A_m)
     assert np.allclose(T_est[:3, :3] @ T_est[:3, :3].T, np.eye(3), atol=1e-9)  # rigid
-    assert reg.corner_error_mm(T_est, T, fs, A_f) < 2.0
+    assert grid.corner_error_mm(T_est, T, fs, A_f) < 2.0
 
 
 def test_registration_rejects_bad_arguments(affine_case):
@@ -195,11 +214,11 @@ def test_registration_rejects_bad_arguments(affine_case):
 def test_transform_file_round_trip(tmp_path):
     T = random_affine(np.random.default_rng(1))
     for name in ("t.mat", "t.txt", "t.tfm"):
-        reg.write_transform(tmp_path / name, T)
-        np.testing.assert_allclose(reg.read_transform(tmp_path / name), T, atol=1e-9)
+        itk.write_transform(tmp_path / name, T)
+        np.testing.assert_allclose(itk.read_transform(tmp_path / name), T, atol=1e-9)
     with pytest.raises(ValueError, match=r"bad\.txt"):
         (tmp_path / "bad.txt").write_text("not a transform\n")
-        reg.read_transform(tmp_path / "bad.txt")
+        itk.read_transform(tmp_path / "bad.txt")
 
 
 def test_simpleitk_resample_with_written_transform_matches_ours(tmp_path, affine_case):
@@ -216,35 +235,35 @@ def test_simpleitk_resample_with_written_transform_matches_ours(tmp_path, affine
     A_f[:3, 3] = -A_f[:3, :3] @ ((np.array(shape_f) - 1) / 2.0)
     moving = head(grid_points(shape_m, A_m), edge_mm=4.0).astype(np.float32)
     path = tmp_path / "affine.mat"
-    reg.write_transform(path, T)
+    itk.write_transform(path, T)
 
-    ours = reg.resample(moving, A_m, shape_f, A_f, T)
-    img_m = reg.to_sitk_image(moving, A_m)
-    ref = reg.to_sitk_image(np.zeros(shape_f, np.float32), A_f)
+    ours = resampling.resample(moving, A_m, shape_f, A_f, T)
+    img_m = itk.to_sitk_image(moving, A_m)
+    ref = itk.to_sitk_image(np.zeros(shape_f, np.float32), A_f)
     theirs = sitk.GetArrayFromImage(sitk.Resample(img_m, ref, sitk.ReadTransform(str(path)), sitk.sitkLinear,
                                                   0.0, sitk.sitkFloat32)).transpose(2, 1, 0)
     # ITK's inside test differs from ours only by rounding at the outermost half voxel: compare away from it
-    pts = reg.transform_points(np.linalg.inv(A_m) @ T @ A_f, np.indices(shape_f).reshape(3, -1).T)
+    pts = grid.transform_points(np.linalg.inv(A_m) @ T @ A_f, np.indices(shape_f).reshape(3, -1).T)
     away = np.all((pts > 0.5) & (pts < np.array(shape_m) - 1.5), axis=1).reshape(shape_f)
     assert away.sum() > 0.3 * away.size
     assert np.abs(ours - theirs)[away].max() < 1e-3 * np.ptp(moving)
     # and the geometry of the image built from array + affine is the one we mean
     idx = (5, 7, 3)
     np.testing.assert_allclose(img_m.TransformIndexToPhysicalPoint(idx),
-                               np.diag([-1, -1, 1]) @ reg.transform_points(A_m, idx), atol=1e-9)
+                               np.diag([-1, -1, 1]) @ grid.transform_points(A_m, idx), atol=1e-9)
 
 
 def test_ants_reads_our_transform_file(tmp_path):
     ants = pytest.importorskip("ants")
     T = random_affine(np.random.default_rng(2))
     path = tmp_path / "affine.mat"
-    reg.write_transform(path, T)
+    itk.write_transform(path, T)
     tx = ants.read_transform(str(path))
     flip = np.diag([-1.0, -1.0, 1.0])
     for p_ras in ([10.0, -20.0, 30.0], [-55.0, 40.0, -12.5]):
         p_lps = flip @ np.array(p_ras)
         mapped_lps = np.array(tx.apply_to_point(tuple(p_lps)))
-        np.testing.assert_allclose(flip @ mapped_lps, reg.transform_points(T, p_ras), atol=1e-4)
+        np.testing.assert_allclose(flip @ mapped_lps, grid.transform_points(T, p_ras), atol=1e-4)
 
 
 def test_simpleitk_affine_registration_on_same_data(affine_case):
@@ -253,9 +272,9 @@ def test_simpleitk_affine_registration_on_same_data(affine_case):
     sitk = pytest.importorskip("SimpleITK")
     fixed, moving, A_f, A_m, T = affine_case
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(2)
-    T_sitk = reg.from_sitk_transform(sitk_affine(reg.to_sitk_image(fixed, A_f), reg.to_sitk_image(moving, A_m)))
-    err_sitk = reg.corner_error_mm(T_sitk, T, fixed.shape, A_f)
-    err_ours = reg.corner_error_mm(reg.affine_register(fixed, moving, A_f, A_m), T, fixed.shape, A_f)
+    T_sitk = itk.from_sitk_transform(sitk_affine(itk.to_sitk_image(fixed, A_f), itk.to_sitk_image(moving, A_m)))
+    err_sitk = grid.corner_error_mm(T_sitk, T, fixed.shape, A_f)
+    err_ours = grid.corner_error_mm(reg.affine_register(fixed, moving, A_f, A_m), T, fixed.shape, A_f)
     assert err_sitk < 1.0
     assert err_ours < 1.0
     assert err_ours <= err_sitk + 0.5
@@ -268,10 +287,10 @@ def test_simpleitk_affine_registration_on_same_data(affine_case):
 def test_points_inverse_and_corner_error():
     T = random_affine(np.random.default_rng(5))
     p = np.random.default_rng(6).normal(size=(10, 3)) * 50
-    np.testing.assert_allclose(reg.transform_points(reg.invert(T), reg.transform_points(T, p)), p, atol=1e-9)
-    assert reg.transform_points(T, p[0]).shape == (3,)
+    np.testing.assert_allclose(grid.transform_points(grid.invert(T), grid.transform_points(T, p)), p, atol=1e-9)
+    assert grid.transform_points(T, p[0]).shape == (3,)
     shift = np.eye(4)
     shift[:3, 3] = (3.0, 4.0, 0.0)
-    assert reg.corner_error_mm(shift, np.eye(4), (10, 10, 10), np.eye(4)) == pytest.approx(5.0)
+    assert grid.corner_error_mm(shift, np.eye(4), (10, 10, 10), np.eye(4)) == pytest.approx(5.0)
     scale = np.diag([2.0, 1.0, 1.0, 1.0])  # about the world origin = voxel 0: largest error at x = 9
-    assert reg.corner_error_mm(scale, np.eye(4), (10, 10, 10), np.eye(4)) == pytest.approx(9.0)
+    assert grid.corner_error_mm(scale, np.eye(4), (10, 10, 10), np.eye(4)) == pytest.approx(9.0)

@@ -9,30 +9,31 @@ def test_imports_of_every_form_are_found(tmp_path):
     script.write_text(
         "import numpy as np\n"
         "from dlmi import io, runlog\n"
-        "from dlmi.ct import fbp\n"
+        "from dlmi.recon.ct import fbp\n"
         "def lazy():\n"
         "    import SimpleITK\n"
-        "    from dlmi.qc import nrmse\n"
+        "    from dlmi.analysis.metrics import nrmse\n"
     )
     assert sources.imported_modules(script) == {
-        "numpy", "dlmi", "dlmi.io", "dlmi.runlog", "dlmi.ct", "dlmi.ct.fbp", "SimpleITK", "dlmi.qc", "dlmi.qc.nrmse"}
+        "numpy", "dlmi", "dlmi.io", "dlmi.runlog", "dlmi.recon.ct", "dlmi.recon.ct.fbp", "SimpleITK",
+        "dlmi.analysis.metrics", "dlmi.analysis.metrics.nrmse"}
 
 
 def test_relative_imports_resolve_against_the_package(tmp_path):
     module = tmp_path / "mod.py"
-    module.write_text("from .ct import fbp\nfrom . import io\n")
-    assert sources.imported_modules(module, "dlmi") == {"dlmi.ct", "dlmi.ct.fbp", "dlmi", "dlmi.io"}
+    module.write_text("from .ct import fbp\nfrom .. import io\n")
+    assert sources.imported_modules(module, "dlmi.recon") == {"dlmi.recon.ct", "dlmi.recon.ct.fbp", "dlmi", "dlmi.io"}
 
 
 def test_closure_follows_imports_between_library_modules(tmp_path):
     script = tmp_path / "rule.py"
-    script.write_text("from dlmi import pet\n")  # dlmi.pet imports dlmi.ct
+    script.write_text("from dlmi.recon import pet\n")  # dlmi.recon.pet imports dlmi.recon.projector
     closure = sources.library_modules(script)
-    assert closure == ("dlmi", "dlmi.ct", "dlmi.pet")
+    assert closure == ("dlmi", "dlmi.recon", "dlmi.recon.pet", "dlmi.recon.projector")
     assert "torch" in sources.third_party_imports(script) and "math" not in sources.third_party_imports(script)
     line = sources.library_version(script)
-    digest = sources.code_hash(sources.module_path("dlmi.ct"))[:12]
-    assert f"dlmi.ct@{digest}" in line.split()
+    digest = sources.code_hash(sources.module_path("dlmi.recon.projector"))[:12]
+    assert f"dlmi.recon.projector@{digest}" in line.split()
 
 
 def test_a_script_without_dlmi_imports_has_an_empty_closure(tmp_path):
@@ -63,4 +64,4 @@ def test_workflow_support_is_outside_the_closure(tmp_path):
     script = tmp_path / "rule.py"
     script.write_text("from dlmi import io\nfrom dlmi_workflow import runlog\n")
     assert "dlmi_workflow.runlog" not in sources.library_modules(script)
-    assert set(sources.library_modules(script)) == {"dlmi", "dlmi.io", "dlmi.orientation"}
+    assert set(sources.library_modules(script)) == {"dlmi", "dlmi.io", "dlmi.spatial", "dlmi.spatial.orientation"}

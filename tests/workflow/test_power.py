@@ -4,7 +4,7 @@ CI time reasonable; the seed and every effect size are the default study's.
 
 The null study has 40 subjects instead of 20. Out-of-fold balanced accuracy on 20 subjects without any
 signal has an SD of about 0.14 per row (simulated with pure-noise features through
-`dlmi.models.cross_validated_scores`, 10x repeated 5-fold CV), and the six rows share their subjects, so a
+`dlmi.analysis.models.cross_validated_scores`, 10x repeated 5-fold CV), and the six rows share their subjects, so a
 0.5 +- 0.1 band on their mean is left by chance in a sizeable fraction of 20-subject cohorts: that would
 test the seed, not the pipeline. With 40 subjects the per-row SD is about 0.10. Subjects 001-020 are the
 same people in both sizes (draws depend only on seed and subject id), and a control subject's anatomy does

@@ -101,11 +101,11 @@ def test_an_osem_parameter_reruns_pet_reconstruction_and_what_follows(copies):
     assert not rules & {"simulate_pet", "reconstruct_ct", "reconstruct_mri", "register_t1", "segment_t1"}
 
 
-def test_an_edit_of_the_ct_kernels_reruns_the_rules_that_import_them(copies):
+def test_an_edit_of_the_ct_projector_reruns_the_rules_that_import_it(copies):
     repo, study = copies
-    module = repo / "scripts" / "dlmi" / "ct.py"
+    module = repo / "scripts" / "dlmi" / "recon" / "projector.py"
     module.write_text(module.read_text() + "\nEDITED = True\n")
-    users = {"simulate_ct", "reconstruct_ct", "simulate_pet", "reconstruct_pet"}  # dlmi.pet imports dlmi.ct
+    users = {"simulate_ct", "reconstruct_ct", "simulate_pet", "reconstruct_pet"}  # CT and PET share the projector
     planned = check_exactly_downstream(repo, study, lambda job: job["rule"] in users)
     assert not {rule for rule, _ in planned} & {"simulate_mri", "reconstruct_mri", "register_t1", "segment_t1"}
 

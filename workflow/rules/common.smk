@@ -16,7 +16,7 @@ import dlmi_workflow.runlog
 import dlmi_workflow.scheduling
 import dlmi_workflow.sources
 import dlmi_workflow.snakemake_interface
-from dlmi.cohort import draw_participant, from_config
+from dlmi.sim.cohort import draw_participant, from_config
 from snakemake.exceptions import WorkflowError
 from snakemake.scheduling.job_scheduler import JobScheduler
 

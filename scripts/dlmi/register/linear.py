@@ -1,165 +1,21 @@
-"""Image registration: resampling, affine and rigid registration, transform files, overlap scores.
+"""Linear registration: rigid and affine, by normalised cross-correlation or mutual information, on a
+multi-resolution pyramid.
 
-Conventions (shared by every function here)
-
-- A volume is an array of shape (X, Y, Z) in NIfTI voxel order; its `affine` is the 4x4 voxel-to-world
-  matrix (RAS+, mm) that maps a voxel index (i, j, k, 1) to a world point (x, y, z, 1).
-- A spatial transform is a 4x4 matrix `T` in world coordinates (RAS+, mm) that maps a point x of the
-  FIXED image's space to the corresponding point T(x) of the MOVING image's space. This is the ITK/ANTs
-  convention: resampling the moving image onto the fixed grid evaluates the moving image at T(x).
-  Registration functions return such a matrix (numpy float64).
-- Voxel values are sampled at voxel centres. A point counts as inside an image when its continuous voxel
-  index lies within [-0.5, n - 0.5] on every axis (the voxels' physical extent, as in ITK); between the
-  outermost centres and that limit, the edge value is used; outside it, `fill`.
-- Kernels run in torch on the device of their inputs (or the `device` argument) and create tensors there;
-  no data moves between CPU and GPU inside an optimisation loop. Transforms are small 4x4 numpy arrays.
-
-ITK and ANTs use LPS world coordinates; `to_sitk_transform`, `from_sitk_transform`, `write_transform`
-and `read_transform` convert (x_LPS = diag(-1, -1, 1) x_RAS), so files written here are read correctly by
-SimpleITK, ITK and ANTs (`antsApplyTransforms`, `ants.read_transform`).
+Conventions (volumes, affines, transforms fixed -> moving, voxel centres): `dlmi.spatial.grid`.
+Registration functions return a 4x4 world matrix (numpy float64). Kernels run in torch on the device of
+their inputs (or the `device` argument) and create tensors there; no data moves between CPU and GPU inside
+an optimisation loop.
 """
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-_RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
-
-
-# ----------------------------------------------------------------------------------------------------------
-# small matrix helpers
-
-
-def as_matrix(matrix) -> np.ndarray:
-    """A 4x4 matrix (numpy or torch, any device) as numpy float64, checked."""
-    if isinstance(matrix, torch.Tensor):
-        matrix = matrix.detach().cpu().numpy()
-    m = np.asarray(matrix, dtype=np.float64)
-    if m.shape != (4, 4):
-        raise ValueError(f"expected a 4x4 homogeneous matrix, got shape {m.shape}")
-    if not np.allclose(m[3], [0.0, 0.0, 0.0, 1.0]):
-        raise ValueError(f"last row of a homogeneous matrix must be (0, 0, 0, 1), got {m[3]}")
-    return m
-
-
-def invert(matrix) -> np.ndarray:
-    """Inverse of a 4x4 affine matrix (numpy float64): the transform moving -> fixed for T fixed -> moving."""
-    return np.linalg.inv(as_matrix(matrix))
-
-
-def transform_points(matrix, points) -> np.ndarray:
-    """Map world points (N, 3) or (3,) (mm) through the 4x4 matrix; returns the same shape, float64."""
-    m = as_matrix(matrix)
-    p = np.asarray(points, dtype=np.float64)
-    return p @ m[:3, :3].T + m[:3, 3]
-
-
-def voxel_size(affine) -> np.ndarray:
-    """Voxel spacing (3,) in mm: the lengths of the affine's first three columns."""
-    return np.linalg.norm(as_matrix(affine)[:3, :3], axis=0)
-
-
-def grid_corners(shape, affine) -> np.ndarray:
-    """World coordinates (8, 3), mm, of the centres of the 8 corner voxels of a grid of `shape`."""
-    idx = np.array([[i, j, k] for i in (0, shape[0] - 1) for j in (0, shape[1] - 1) for k in (0, shape[2] - 1)],
-                   dtype=np.float64)
-    return transform_points(affine, idx)
-
-
-def corner_error_mm(T_est, T_true, shape, affine) -> float:
-    """Largest distance (mm) between T_est(c) and T_true(c) over the 8 corner voxel centres c of the fixed grid.
-
-    shape: (X, Y, Z) of the fixed grid; affine: its voxel-to-world matrix. An upper bound of the
-    displacement error over the whole grid for affine transforms (the error is affine, hence maximal at a corner).
-    """
-    c = grid_corners(shape, affine)
-    return float(np.max(np.linalg.norm(transform_points(T_est, c) - transform_points(T_true, c), axis=1)))
-
-
-# ----------------------------------------------------------------------------------------------------------
-# resampling
-
-
-def _voxel_map(moving_affine, fixed_affine, transform) -> np.ndarray:
-    """Fixed voxel index -> moving voxel index: inv(A_moving) @ T @ A_fixed (float64)."""
-    T = np.eye(4) if transform is None else as_matrix(transform)
-    return np.linalg.inv(as_matrix(moving_affine)) @ T @ as_matrix(fixed_affine)
-
-
-def resample(moving, moving_affine, fixed_shape, fixed_affine, transform=None, *, order: int = 1,
-             fill: float = 0.0):
-    """Resample `moving` onto the fixed grid: out[i] = moving(T(A_fixed @ i)).
-
-    moving: (X, Y, Z) numpy array or torch tensor (any device); moving_affine, fixed_affine: 4x4 voxel-to-world
-    (RAS+, mm); fixed_shape: (X', Y', Z') of the output grid; transform: 4x4 world matrix fixed -> moving
-    (None = identity, i.e. both images already in the same world space).
-    order: 1 trilinear (intensities) or 0 nearest neighbour (label maps; ties round up, as in ITK).
-    fill: value of output voxels whose point falls outside the moving image (see module conventions).
-
-    Returns an array of shape `fixed_shape` of the same kind as `moving`: a numpy array for numpy input, a
-    torch tensor on moving's device for torch input. dtype: order 0 keeps moving's dtype; order 1 keeps a
-    floating dtype and gives float32 for integer input. The computation is exact where T maps fixed voxel
-    centres onto moving voxel centres (identity, integer shifts): no blurring.
-    """
-    if order not in (0, 1):
-        raise ValueError(f"order must be 0 (nearest) or 1 (linear), not {order!r}")
-    as_numpy = not isinstance(moving, torch.Tensor)
-    vol = torch.from_numpy(np.ascontiguousarray(moving)) if as_numpy else moving
-    if vol.ndim != 3:
-        raise ValueError(f"moving must be a 3-D volume (X, Y, Z), got shape {tuple(vol.shape)}")
-    fixed_shape = tuple(int(s) for s in fixed_shape)
-    if len(fixed_shape) != 3:
-        raise ValueError(f"fixed_shape must have 3 entries, got {fixed_shape}")
-    V = _voxel_map(moving_affine, fixed_affine, transform)
-    work = vol.dtype if vol.dtype.is_floating_point else torch.float32
-    out_dtype = vol.dtype if order == 0 else work
-    cdtype = torch.float64 if work == torch.float64 else torch.float32
-    dev = vol.device
-    n = torch.tensor(vol.shape, device=dev, dtype=cdtype)
-    Vt = torch.as_tensor(V, dtype=torch.float64).to(dev)
-    lin, off = Vt[:3, :3].to(cdtype), Vt[:3, 3].to(cdtype)
-    flat = vol.reshape(-1) if order == 0 else vol.reshape(-1).to(work)
-    strides = (vol.shape[1] * vol.shape[2], vol.shape[2], 1)
-    out = torch.empty(fixed_shape, dtype=out_dtype, device=dev)
-    jy, jz = torch.meshgrid(torch.arange(fixed_shape[1], device=dev, dtype=cdtype),
-                            torch.arange(fixed_shape[2], device=dev, dtype=cdtype), indexing="ij")
-    plane = torch.stack([torch.zeros_like(jy), jy, jz], dim=-1).reshape(-1, 3)
-    slab = max(1, (1 << 21) // max(1, plane.shape[0]))  # about 2M points per chunk bounds the memory
-    fill_t = torch.tensor(fill, dtype=out_dtype, device=dev)
-    for x0 in range(0, fixed_shape[0], slab):
-        xs = torch.arange(x0, min(x0 + slab, fixed_shape[0]), device=dev, dtype=cdtype)
-        pts = plane.unsqueeze(0).repeat(len(xs), 1, 1)
-        pts[..., 0] = xs[:, None]
-        c = pts.reshape(-1, 3) @ lin.T + off
-        snapped = torch.round(c)
-        c = torch.where((c - snapped).abs() < 1e-6, snapped, c)  # numerical noise of the affines: snap to centres
-        inside = ((c >= -0.5) & (c <= n - 0.5)).all(dim=1)
-        if order == 0:
-            idx = torch.floor(c + 0.5).clamp(min=torch.zeros_like(n), max=n - 1).long()
-            vals = flat[(idx * torch.tensor(strides, device=dev)).sum(1)]
-        else:
-            c = c.clamp(min=torch.zeros_like(n), max=n - 1)
-            i0 = torch.minimum(torch.floor(c), (n - 2).clamp(min=0)).long()
-            frac = (c - i0.to(cdtype)).to(work)
-            i1 = torch.minimum(i0 + 1, (n - 1).long())
-            vals = torch.zeros(c.shape[0], dtype=work, device=dev)
-            for corner in range(8):
-                bits = [(corner >> a) & 1 for a in range(3)]
-                w = torch.ones_like(vals)
-                lin_idx = torch.zeros(c.shape[0], dtype=torch.long, device=dev)
-                for a in range(3):
-                    w = w * (frac[:, a] if bits[a] else 1.0 - frac[:, a])
-                    lin_idx = lin_idx + (i1[:, a] if bits[a] else i0[:, a]) * strides[a]
-                vals = vals + w * flat[lin_idx]
-        vals = torch.where(inside, vals.to(out_dtype), fill_t)
-        out[x0:x0 + len(xs)] = vals.reshape(len(xs), fixed_shape[1], fixed_shape[2])
-    return out.cpu().numpy() if as_numpy else out
-
+from dlmi.spatial.grid import as_matrix, transform_points, voxel_size
+from dlmi.spatial.resampling import normalizer
 
 # ----------------------------------------------------------------------------------------------------------
 # pyramids and differentiable sampling used by the optimisers
@@ -209,22 +65,6 @@ def _fixed_points(shape, device, samples: int | None, jitter: bool, seed: int = 
         pts = torch.minimum(pts.clamp(min=0.0), torch.tensor(shape, dtype=torch.float32) - 1)
     return pts.to(device)
 
-
-def normalizer(shape, device):
-    """4x4 map (float64) from voxel index (i, j, k) of a grid of `shape` to grid_sample's normalized
-    coordinates in (Z, Y, X) order with align_corners=True (-1 and +1 are the edge voxel centres), and the
-    normalized bounds (lo, hi) (3,) of the region counted as inside, voxel index in [-0.5, n - 0.5]."""
-    N = torch.zeros(4, 4, dtype=torch.float64, device=device)
-    lo, hi = torch.empty(3, device=device), torch.empty(3, device=device)
-    for out_axis in range(3):
-        axis = 2 - out_axis
-        d = float(max(shape[axis] - 1, 1))
-        N[out_axis, axis] = 2.0 / d
-        N[out_axis, 3] = -1.0
-        lo[out_axis] = 2.0 * -0.5 / d - 1.0
-        hi[out_axis] = 2.0 * (shape[axis] - 0.5) / d - 1.0
-    N[3, 3] = 1.0
-    return N, lo, hi
 
 
 def _sample_points(vol: torch.Tensor, grid: torch.Tensor, lo: torch.Tensor | None, hi: torch.Tensor | None):
@@ -488,87 +328,3 @@ def rigid_register(fixed, moving, fixed_affine, moving_affine, *, metric: str = 
     """
     return _register("rigid", fixed, moving, fixed_affine, moving_affine, metric=metric, levels=levels,
                      iterations=iterations, init=init, device=device, samples=samples, bins=bins)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# ITK / SimpleITK / ANTs interoperability
-
-
-def to_sitk_transform(matrix):
-    """SimpleITK AffineTransform (LPS, as ITK expects) equal to the RAS world matrix fixed -> moving."""
-    import SimpleITK as sitk
-
-    lps = _RAS_TO_LPS @ as_matrix(matrix) @ _RAS_TO_LPS
-    tx = sitk.AffineTransform(3)
-    tx.SetMatrix(lps[:3, :3].ravel().tolist())
-    tx.SetTranslation(lps[:3, 3].tolist())
-    tx.SetCenter((0.0, 0.0, 0.0))
-    return tx
-
-
-def from_sitk_transform(tx) -> np.ndarray:
-    """RAS world matrix (4x4 float64) of any affine-type SimpleITK transform (Euler, similarity, affine, a
-    composite of them ...), found by mapping points; raises ValueError if the transform is not affine."""
-    probe = np.array([[0.0, 0.0, 0.0], [100.0, 0, 0], [0, 100.0, 0], [0, 0, 100.0], [37.0, -53.0, 71.0]])
-    mapped = np.array([tx.TransformPoint(tuple(float(v) for v in q)) for q in probe])
-    lps = np.eye(4)
-    lps[:3, 3] = mapped[0]
-    lps[:3, :3] = (mapped[1:4] - mapped[0]).T / 100.0
-    if not np.allclose(transform_points(lps, probe[4]), mapped[4], atol=1e-6):
-        raise ValueError(f"transform {tx.GetName()} is not affine; cannot express it as a 4x4 matrix")
-    return _RAS_TO_LPS @ lps @ _RAS_TO_LPS
-
-
-def to_sitk_image(array, affine):
-    """SimpleITK image (LPS geometry) of an (X, Y, Z) numpy array with its RAS+ voxel-to-world affine."""
-    import SimpleITK as sitk
-
-    a = as_matrix(affine)
-    arr = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
-    img = sitk.GetImageFromArray(np.ascontiguousarray(arr.transpose(2, 1, 0)))  # SimpleITK arrays are (Z, Y, X)
-    spacing = voxel_size(a)
-    lps = _RAS_TO_LPS @ a
-    img.SetSpacing(spacing.tolist())
-    img.SetOrigin(lps[:3, 3].tolist())
-    img.SetDirection((lps[:3, :3] / spacing).ravel().tolist())
-    return img
-
-
-def write_transform(path, matrix) -> None:
-    """Write the RAS world matrix (fixed -> moving) as an ITK AffineTransform file, atomically.
-
-    The format follows the extension: ".mat" (ITK MATLAB binary, the ANTs default) or ".txt"/".tfm" (ITK
-    text). Both are read by SimpleITK/ITK (`ReadTransform`), by ANTs (`antsApplyTransforms -t`,
-    `ants.read_transform`) and by `read_transform`. ITK stores it in LPS; the conversion is done here.
-    """
-    import SimpleITK as sitk
-
-    from dlmi.io import atomic_write
-
-    path = Path(path)
-    if path.suffix not in (".mat", ".txt", ".tfm"):
-        raise ValueError(f"{path}: transform files must end in .mat, .txt or .tfm")
-    with atomic_write(path, suffix=path.suffix) as tmp:  # SimpleITK picks the format by the extension
-        sitk.WriteTransform(to_sitk_transform(matrix), tmp)
-
-
-def read_transform(path) -> np.ndarray:
-    """Read an ITK/ANTs affine-type transform file (.mat, .txt, .tfm) as a RAS world matrix (4x4 float64).
-
-    Raises dlmi.io.InputError (a ValueError) naming the file when it is missing, unreadable or holds a
-    non-affine transform.
-    """
-    import SimpleITK as sitk
-
-    from dlmi.io import InputError
-
-    if not os.path.exists(path):
-        raise InputError(f"{path}: file not found")
-    try:
-        tx = sitk.ReadTransform(str(path))
-    except RuntimeError as err:
-        raise InputError(f"{path}: cannot read transform ({str(err).strip().splitlines()[-1]})") from err
-    try:
-        return from_sitk_transform(tx)
-    except ValueError as err:
-        raise InputError(f"{path}: {err}") from err

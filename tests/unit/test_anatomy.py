@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from dlmi import labels
-from dlmi import phantom as ph
 from dlmi.seeding import rng as seeded_rng
+from dlmi.sim import anatomy as ph
 
 VOXEL = 4.0
 

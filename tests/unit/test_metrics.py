@@ -3,15 +3,16 @@ import pytest
 import torch
 from skimage.metrics import normalized_root_mse, peak_signal_noise_ratio
 
-from dlmi import qc
+from dlmi import figures
+from dlmi.analysis import metrics
 
 
 def test_nrmse_and_psnr_match_scikit_image():
     rng = np.random.default_rng(0)
     truth = rng.uniform(0, 5, (10, 11, 12))
     estimate = truth + rng.normal(0, 0.1, truth.shape)
-    assert qc.nrmse(estimate, truth) == pytest.approx(normalized_root_mse(truth, estimate, normalization="min-max"))
-    assert qc.psnr(estimate, truth) == pytest.approx(
+    assert metrics.nrmse(estimate, truth) == pytest.approx(normalized_root_mse(truth, estimate, normalization="min-max"))
+    assert metrics.psnr(estimate, truth) == pytest.approx(
         peak_signal_noise_ratio(truth, estimate, data_range=truth.max() - truth.min())
     )
 
@@ -21,9 +22,9 @@ def test_dice_and_volume_error():
     b = np.zeros((4, 4), bool)
     a[:2] = True
     b[1:3] = True
-    assert qc.dice(a, b) == pytest.approx(0.5)
-    assert qc.dice(a, a) == 1.0
-    assert qc.volume_error_percent(90.0, 100.0) == pytest.approx(-10.0)
+    assert metrics.dice(a, b) == pytest.approx(0.5)
+    assert metrics.dice(a, a) == 1.0
+    assert metrics.volume_error_percent(90.0, 100.0) == pytest.approx(-10.0)
 
 
 def test_mid_slices_are_radiological():
@@ -32,7 +33,7 @@ def test_mid_slices_are_radiological():
     volume[4, 3, 3] = 1.0  # far right, mid
     volume[2, 5, 3] = 2.0  # most anterior
     volume[2, 3, 6] = 3.0  # most superior
-    sagittal, coronal, axial = qc.mid_slices(volume)
+    sagittal, coronal, axial = figures.mid_slices(volume)
     assert axial[0, 2] == 2.0  # anterior at the top of the axial view
     assert axial[2, 0] == 1.0  # the patient's right on the viewer's left
     assert coronal[3, 0] == 1.0 and coronal[0, 2] == 3.0  # right on the left, superior at the top
@@ -44,11 +45,11 @@ def test_dice_and_label_dice():
     b = np.zeros((4, 4, 4), bool)
     a[:2] = True
     b[1:3] = True
-    assert qc.dice(a, b) == pytest.approx(0.5)
-    assert qc.dice(a, a) == 1.0 and qc.dice(np.zeros(3), np.zeros(3)) == 1.0
-    assert qc.dice(torch.from_numpy(a), torch.from_numpy(~a)) == 0.0
+    assert metrics.dice(a, b) == pytest.approx(0.5)
+    assert metrics.dice(a, a) == 1.0 and metrics.dice(np.zeros(3), np.zeros(3)) == 1.0
+    assert metrics.dice(torch.from_numpy(a), torch.from_numpy(~a)) == 0.0
     la, lb = a.astype(int) + 2 * (~a), b.astype(int) + 2 * (~b)
-    out = qc.label_dice(la, lb, [1, 2, 3])
+    out = metrics.label_dice(la, lb, [1, 2, 3])
     assert out[1] == pytest.approx(0.5) and out[2] == pytest.approx(0.5) and out[3] == 1.0
     with pytest.raises(ValueError, match="shape"):
-        qc.dice(a, b[:2])
+        metrics.dice(a, b[:2])

@@ -1,11 +1,11 @@
 """Nonlinear (deformable) registration on top of an affine: stationary velocity fields (SVF).
 
-Conventions (those of `dlmi.registration`, which this module builds on)
+Conventions (those of `dlmi.spatial.grid`; the affine part comes from `dlmi.register.linear`)
 
 - A volume is an (X, Y, Z) array with a 4x4 voxel-to-world affine (RAS+, mm).
 - A transform maps FIXED points to MOVING points. In the workflow, fixed = template T1w (grid A_t),
   moving = subject T1w (grid A_s) and `affine` is the 4x4 world matrix template world -> subject world
-  returned by `dlmi.registration.affine_register(template, subject, ...)`.
+  returned by `dlmi.register.linear.affine_register(template, subject, ...)`.
 - The deformation is phi = exp(v), with v a stationary velocity field (3, X, Y, Z) in mm along the WORLD
   axes (RAS+), sampled at the voxel centres of the FIXED grid. phi(x) = x + u(x) with u the displacement
   of exp(v) (scaling and squaring). The full map fixed -> moving is x -> affine(x + u(x)); its inverse is
@@ -24,15 +24,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dlmi.registration import (
-    as_matrix,
-    check_pyramid_args,
-    gaussian_smooth,
-    ncc_loss,
-    normalizer,
-    pyramid_level,
-    voxel_size,
-)
+from dlmi.register.linear import check_pyramid_args, gaussian_smooth, ncc_loss, pyramid_level
+from dlmi.spatial.grid import as_matrix, voxel_size, world_grid
+from dlmi.spatial.resampling import normalizer
 
 __all__ = [
     "displacement",
@@ -61,13 +55,9 @@ def _check_velocity(velocity) -> torch.Tensor:
     return v
 
 
-def _world_grid(shape, affine, device) -> torch.Tensor:
-    """World coordinates (3, X, Y, Z), mm, float32, of the voxel centres of a grid."""
-    A = torch.tensor(as_matrix(affine), dtype=torch.float64, device=device)
-    axes = [torch.arange(s, dtype=torch.float64, device=device) for s in shape]
-    idx = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=0)  # (3, X, Y, Z)
-    w = torch.einsum("ab,bxyz->axyz", A[:3, :3], idx) + A[:3, 3, None, None, None]
-    return w.to(torch.float32)
+def _world_grid_t(shape, affine, device) -> torch.Tensor:
+    """`world_grid` as a float32 tensor on `device`."""
+    return torch.from_numpy(world_grid(shape, affine)).to(device=device, dtype=torch.float32)
 
 
 def _world_to_normalized(points: torch.Tensor, shape, affine) -> torch.Tensor:
@@ -93,7 +83,7 @@ def _exp_field(v: torch.Tensor, affine, steps: int) -> torch.Tensor:
     lin = torch.tensor(np.linalg.inv(as_matrix(affine))[:3, :3], dtype=v.dtype, device=v.device)
     N, _, _ = normalizer(shape, v.device)
     Nl = N[:3, :3].to(v.dtype)
-    base = _world_to_normalized(_world_grid(shape, affine, v.device).to(v.dtype), shape, affine)
+    base = _world_to_normalized(_world_grid_t(shape, affine, v.device).to(v.dtype), shape, affine)
     to_norm = Nl @ lin  # world displacement (mm) -> normalized displacement
     u = v / (2.0 ** steps)
     for _ in range(steps):
@@ -110,7 +100,7 @@ def _smooth_field(v: torch.Tensor, sigma_vox) -> torch.Tensor:
 def _resample_field(field: torch.Tensor, src_affine, dst_shape, dst_affine) -> torch.Tensor:
     """Field (C, X, Y, Z) on grid src_affine sampled (trilinear, border) at the voxel centres of the grid
     (dst_shape, dst_affine); the values (mm vectors in world axes) are unchanged."""
-    pts = _world_grid(dst_shape, dst_affine, field.device)
+    pts = _world_grid_t(dst_shape, dst_affine, field.device)
     return _sample_field(field, _world_to_normalized(pts, field.shape[1:], src_affine))
 
 
@@ -195,7 +185,7 @@ def svf_register(fixed, moving, fixed_affine, moving_affine, affine=None, *, lev
             return _smooth_field(up, sigma_vox)
 
         if n_iter > 0:
-            x_world = _world_grid(shape, Af, device)
+            x_world = _world_grid_t(shape, Af, device)
             G = (torch.tensor(normalizer(m_lvl.shape, device)[0].cpu().numpy() @ np.linalg.inv(Am) @ T,
                               dtype=torch.float32, device=device))
             _, lo, hi = normalizer(m_lvl.shape, device)
@@ -246,7 +236,7 @@ def displacement(velocity, fixed_affine, *, inverse: bool = False, steps: int = 
 
 
 def _sample_world(image, affine, points: torch.Tensor, order: int, fill: float) -> torch.Tensor:
-    """Values of image (X, Y, Z) (torch) at world points (3, ...) mm, as `dlmi.registration.resample`:
+    """Values of image (X, Y, Z) (torch) at world points (3, ...) mm, as `dlmi.spatial.resampling.resample`:
     inside when the continuous index lies in [-0.5, n - 0.5] on every axis (edge value between the edge
     centre and that limit), `fill` outside; order 0 nearest (keeps the dtype), 1 trilinear (float)."""
     shape = tuple(image.shape)
@@ -285,7 +275,7 @@ def warp_to_fixed(moving, moving_affine, fixed_shape, fixed_affine, affine, velo
     T = torch.tensor(np.eye(4) if affine is None else as_matrix(affine), dtype=torch.float32, device=img.device)
     with torch.no_grad():
         u = _exp_field(v, as_matrix(fixed_affine), steps)
-        x = _world_grid(fixed_shape, fixed_affine, img.device) + u
+        x = _world_grid_t(fixed_shape, fixed_affine, img.device) + u
         y = torch.einsum("ab,bxyz->axyz", T[:3, :3], x) + T[:3, 3, None, None, None]
         out = _sample_world(img, moving_affine, y, order, fill)
     return out.cpu().numpy() if as_numpy else out
@@ -313,7 +303,7 @@ def propagate_to_moving(template_image, template_affine, moving_shape, moving_af
                         device=img.device)
     with torch.no_grad():
         u_inv = _exp_field(-v, as_matrix(template_affine), steps)
-        y = _world_grid(moving_shape, moving_affine, img.device)
+        y = _world_grid_t(moving_shape, moving_affine, img.device)
         x0 = torch.einsum("ab,bxyz->axyz", Tinv[:3, :3], y) + Tinv[:3, 3, None, None, None]
         x = x0 + _sample_field(u_inv, _world_to_normalized(x0, tuple(img.shape), template_affine))
         out = _sample_world(img, template_affine, x, order, fill)

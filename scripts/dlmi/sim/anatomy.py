@@ -23,8 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from dlmi.cohort import AgeEffects, Effects
 from dlmi.labels import BACKGROUND, BONE, CSF, GM, REGIONS, SCALP, TISSUES, WM
+from dlmi.sim.cohort import AgeEffects, Effects
+from dlmi.spatial.grid import world_grid
 
 __all__ = [
     "AAL_GROUPS",
@@ -106,20 +107,6 @@ def template_grid(voxel_mm: float = 2.0) -> tuple[tuple[int, int, int], np.ndarr
     return tuple(shape), affine
 
 
-def _world_coords(shape, affine) -> np.ndarray:
-    """(3, X, Y, Z) world coordinates (mm) of the voxel centres."""
-    axes = [np.arange(n, dtype=np.float64) for n in shape]
-    out = np.empty((3,) + tuple(shape), np.float64)
-    for r in range(3):
-        out[r] = affine[r, 3]
-        for c in range(3):
-            if affine[r, c] != 0:
-                shp = [1, 1, 1]
-                shp[c] = shape[c]
-                out[r] += affine[r, c] * axes[c].reshape(shp)
-    return out
-
-
 def _resample_grid(volume, src_affine, shape, affine, offset_mm=(0.0, 0.0, 0.0), order=1, cval=0.0):
     """Sample `volume` at the voxel centres of (shape, affine) shifted by offset_mm (world); any affines."""
     full = np.linalg.inv(src_affine) @ affine
@@ -191,7 +178,7 @@ def _source_regions(gm, wm, mask, aal, affine):
     regions[:] = lut[aal]
     # Lateral ventricles: deep, near-midline, CSF-dominant connected components off the midline.
     depth = ndi.distance_transform_edt(mask, sampling=np.abs(np.diag(affine)[:3]))
-    x = _world_coords(gm.shape, affine)[0]
+    x = world_grid(gm.shape, affine)[0]
     cand = (csf > gm) & (csf > wm) & mask & (depth > VENTRICLE_DEPTH_MM) & (np.abs(x) < VENTRICLE_MAX_ABS_X_MM)
     lab, n = ndi.label(cand)
     voxel_ml = abs(np.linalg.det(affine[:3, :3])) / 1000.0
@@ -413,7 +400,7 @@ def _displacement_mm(rng, variability, shape, affine):
     _coarse_shape, coarse_affine = _coarse_grid()
     vel = _smooth_noise(rng, 3, variability.warp_smoothness_mm) * (variability.warp_amplitude_mm / WARP_SPACING_MM)
     disp = _exp_velocity(vel) * WARP_SPACING_MM
-    world = _world_coords(shape, affine)
+    world = world_grid(shape, affine)
     inv = np.linalg.inv(coarse_affine)
     ijk = np.tensordot(inv[:3, :3], world, axes=1) + inv[:3, 3][:, None, None, None]
     return np.stack([ndi.map_coordinates(d, ijk, order=1, mode="nearest") for d in disp]).astype(np.float64)
@@ -422,7 +409,7 @@ def _displacement_mm(rng, variability, shape, affine):
 def _coarse_field_at(field, shape, affine):
     _, coarse_affine = _coarse_grid()
     inv = np.linalg.inv(coarse_affine)
-    ijk = np.tensordot(inv[:3, :3], _world_coords(shape, affine), axes=1) + inv[:3, 3][:, None, None, None]
+    ijk = np.tensordot(inv[:3, :3], world_grid(shape, affine), axes=1) + inv[:3, 3][:, None, None, None]
     return ndi.map_coordinates(field, ijk, order=1, mode="nearest")
 
 
@@ -484,7 +471,7 @@ def simulate_subject(template: Template, participant: dict, effects: Effects | N
                      age_effects: AgeEffects | None = None) -> dict:
     """One subject's ground-truth anatomy and physical properties on the template grid.
 
-    participant: dict with at least "group" ("CN"/"AD") and "age" (years) (see dlmi.cohort.draw_participant).
+    participant: dict with at least "group" ("CN"/"AD") and "age" (years) (see dlmi.sim.cohort.draw_participant).
     The subject is the template pulled back through a random diffeomorphism (stationary velocity field,
     scaling and squaring) composed with a random affine (`transform`, template world -> subject world), then
     aged (AgeEffects) and, in AD, given hippocampal atrophy, ventricle enlargement and FDG hypometabolism
@@ -522,7 +509,7 @@ def simulate_subject(template: Template, participant: dict, effects: Effects | N
     # --- pose: subject(x) = template(A^-1 (x + u(x)))
     transform = rigid_matrix(angles, shift, scales=scales)
     inv = np.linalg.inv(transform)
-    world = _world_coords(shape, affine) + disp
+    world = world_grid(shape, affine) + disp
     src = np.tensordot(inv[:3, :3], world, axes=1) + inv[:3, 3][:, None, None, None]
     vox = np.linalg.inv(affine)
     ijk = np.tensordot(vox[:3, :3], src, axes=1) + vox[:3, 3][:, None, None, None]

@@ -5,7 +5,7 @@ removing subjects never changes anyone else. The same number of draws is made fo
 whatever its group, so that switching a group (or setting the effects to zero) changes nothing but the
 effect itself.
 
-This module is light (numpy and pandas only): `dlmi.phantom` imports `Effects` and `AgeEffects` from here.
+This module is light (numpy and pandas only): `dlmi.sim.anatomy` imports `Effects` and `AgeEffects` from here.
 """
 from __future__ import annotations
 

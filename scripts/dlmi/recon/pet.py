@@ -1,7 +1,7 @@
 """2-D PET per axial slice: attenuated forward model, Poisson counts and MLEM/OSEM reconstruction.
 
-Each axial slice is an independent 2-D parallel-beam acquisition with the geometry of `dlmi.ct` (a line of
-response, LOR, is a (angle, detector bin) pair; bin spacing = pixel size; see `dlmi.ct` for the centre and
+Each axial slice is an independent 2-D parallel-beam acquisition with the geometry of `dlmi.recon.ct` (a line of
+response, LOR, is a (angle, detector bin) pair; bin spacing = pixel size; see `dlmi.recon.ct` for the centre and
 angle conventions). A volume (X, Y, Z) in NIfTI voxel order is handled as the batch of slices
 `volume.movedim(-1, 0)` (Z, X, Y); sinograms are then (Z, A, n_det).
 
@@ -12,7 +12,7 @@ Model of the expected counts per LOR:
 with activity in kBq/mL, the line integral in kBq/mL * mm, a = exp(-integral(mu511 dl)) the survival
 probability of the photon pair (`attenuation_factors`), and `scale` the counts per (kBq/mL * mm) of line
 integral (it folds scan time, detector efficiency and the axial slab thickness; 1.0 by default).
-`mlem` uses the same projector pair as `dlmi.ct` (an exact adjoint pair), so MLEM keeps the total of the
+`mlem` uses the same projector pair as `dlmi.recon.ct` (an exact adjoint pair), so MLEM keeps the total of the
 expected counts equal to the total measured counts at every iteration (without background).
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from dlmi.ct import Projector, check_float, forward_project, poisson, sinogram_to_columns
+from dlmi.recon.projector import Projector, check_float, forward_project, poisson, sinogram_to_columns
 
 __all__ = [
     "attenuation_factors",
@@ -39,7 +39,7 @@ def attenuation_factors(mu511: torch.Tensor, angles, *, pixel_mm: float,
                         n_det: int | None = None) -> torch.Tensor:
     """Survival probability of a photon pair per LOR: exp(-line integral of mu at 511 keV).
 
-    mu511: (..., H, W) linear attenuation at 511 keV (1/mm), e.g. from `dlmi.ct.hu_to_mu511`; angles: (A,)
+    mu511: (..., H, W) linear attenuation at 511 keV (1/mm), e.g. from `dlmi.recon.ct.hu_to_mu511`; angles: (A,)
     radians; pixel_mm: pixel side (mm); n_det: detector bins (default ceil(sqrt(2) max(H, W))).
     Returns (..., A, n_det) factors in (0, 1], same device and dtype as `mu511`.
     """

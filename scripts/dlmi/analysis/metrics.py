@@ -1,4 +1,4 @@
-"""Quality figures against the ground truth (NRMSE, PSNR, Dice, volume error) and QC mosaics."""
+"""Quality figures against the ground truth: NRMSE, PSNR, Dice, volume error."""
 from __future__ import annotations
 
 import numpy as np
@@ -37,17 +37,3 @@ def label_dice(a: np.ndarray, b: np.ndarray, labels) -> dict:
 def volume_error_percent(measured: float, truth: float) -> float:
     """Signed volume error in % of the true volume."""
     return 100.0 * (measured - truth) / truth
-
-
-def mid_slices(volume: np.ndarray) -> list[np.ndarray]:
-    """Sagittal, coronal and axial mid-slices of an (X, Y, Z) RAS+ volume as 2-D display arrays.
-
-    Row 0 is the top of the picture. Sagittal: superior up, anterior on the right. Coronal and axial:
-    radiological convention, the patient's right (+x in RAS+) on the viewer's left; coronal superior up,
-    axial anterior up.
-    """
-    x, y, z = (s // 2 for s in volume.shape)
-    sagittal = volume[x, :, :].T[::-1, :]       # rows z high->low, cols y low->high (posterior->anterior)
-    coronal = volume[:, y, :].T[::-1, ::-1]     # rows z high->low, cols x high->low (right->left)
-    axial = volume[:, :, z].T[::-1, ::-1]       # rows y high->low, cols x high->low (right->left)
-    return [sagittal, coronal, axial]

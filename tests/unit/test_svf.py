@@ -1,4 +1,4 @@
-"""Tests of dlmi.deformable: stationary-velocity-field (SVF) registration on top of an affine.
+"""Tests of dlmi.register.svf: stationary-velocity-field (SVF) registration on top of an affine.
 
 Synthetic data: a head-like phantom (nested ellipsoids, blobs, two "hippocampi" of about 2.5 mL each and
 ventricles) evaluated analytically at world points on a 48^3 3-mm template grid. The subject is the phantom
@@ -17,9 +17,10 @@ import torch
 from scipy.ndimage import map_coordinates
 from scipy.spatial.transform import Rotation
 
-from dlmi import deformable as dfm
-from dlmi import qc
-from dlmi import registration as reg
+from dlmi.analysis import metrics
+from dlmi.register import itk
+from dlmi.register import svf as dfm
+from dlmi.spatial import grid, resampling
 
 # (centre mm, semi-axes mm, intensity, label); later regions paint over earlier ones
 REGIONS = [
@@ -92,8 +93,8 @@ def make_case() -> dict:
     v_true = random_velocity()
     u_inv = dfm.displacement(v_true, T_AFFINE, inverse=True).numpy()
     y = world_points(S_SHAPE, S_AFFINE)
-    x0 = reg.transform_points(np.linalg.inv(T), y.reshape(-1, 3))
-    idx = reg.transform_points(np.linalg.inv(T_AFFINE), x0).T
+    x0 = grid.transform_points(np.linalg.inv(T), y.reshape(-1, 3))
+    idx = grid.transform_points(np.linalg.inv(T_AFFINE), x0).T
     u = np.stack([map_coordinates(u_inv[c], idx, order=1, mode="nearest") for c in range(3)], axis=-1)
     subject, s_lab = phantom((x0 + u).reshape(*S_SHAPE, 3))
     rng = np.random.default_rng(3)
@@ -124,7 +125,7 @@ def test_exp_inverse_consistency_and_jacobian(case, estimate):
         u = dfm.displacement(v, T_AFFINE)
         u_inv = dfm.displacement(v, T_AFFINE, inverse=True)
         # (exp(v) o exp(-v))(x) - x = u_inv(x) + u(x + u_inv(x)), away from the border
-        x = dfm._world_grid(T_SHAPE, T_AFFINE, u.device) + u_inv
+        x = torch.from_numpy(grid.world_grid(T_SHAPE, T_AFFINE)).float() + u_inv
         comp = u_inv + dfm._sample_field(u, dfm._world_to_normalized(x, T_SHAPE, T_AFFINE))
         res = comp.norm(dim=0) / SPACING
         assert res.max().item() < tol and res.mean().item() < 0.01, (res.max().item(), res.mean().item())
@@ -133,13 +134,13 @@ def test_exp_inverse_consistency_and_jacobian(case, estimate):
 
 
 def test_zero_velocity_is_affine_resample(case):
-    """With v = 0 the warps reduce to dlmi.registration.resample through the affine (and its inverse)."""
+    """With v = 0 the warps reduce to dlmi.spatial.resampling.resample through the affine (and its inverse)."""
     v0 = torch.zeros((3, *T_SHAPE))
     ours = dfm.warp_to_fixed(case["subject"], S_AFFINE, T_SHAPE, T_AFFINE, case["T"], v0)
-    ref = reg.resample(case["subject"], S_AFFINE, T_SHAPE, T_AFFINE, case["T"])
+    ref = resampling.resample(case["subject"], S_AFFINE, T_SHAPE, T_AFFINE, case["T"])
     np.testing.assert_allclose(ours, ref, atol=1e-4)
     lab = dfm.propagate_to_moving(case["t_lab"], T_AFFINE, S_SHAPE, S_AFFINE, case["T"], v0)
-    ref = reg.resample(case["t_lab"], T_AFFINE, S_SHAPE, S_AFFINE, reg.invert(case["T"]), order=0)
+    ref = resampling.resample(case["t_lab"], T_AFFINE, S_SHAPE, S_AFFINE, grid.invert(case["T"]), order=0)
     assert lab.dtype == case["t_lab"].dtype
     assert (lab != ref).mean() < 1e-3  # float32 vs float64 ties at voxel-face boundaries only
 
@@ -154,7 +155,7 @@ def test_registration_improves_intensity_error_and_dice(case, estimate):
     d = {}
     for name, field in (("affine", v0), ("svf", v)):
         lab = dfm.propagate_to_moving(case["t_lab"], T_AFFINE, S_SHAPE, S_AFFINE, case["T"], field)
-        d[name] = qc.label_dice(lab, case["s_lab"], (1, 2))
+        d[name] = metrics.label_dice(lab, case["s_lab"], (1, 2))
     print(f"svf_register {seconds:.1f} s; RMSE {err}; Dice {d}")
     # measured (CPU, 1 thread): RMSE 0.0206 -> 0.0062 (noise sigma 0.01; the true field gives 0.0095);
     # Dice hippocampus 0.665 -> 0.849, ventricles 0.628 -> 0.784 (true field: 0.866, 0.814, the ceiling
@@ -169,7 +170,7 @@ def _to_ants(array, affine):
     """ANTs image (LPS geometry) of an (X, Y, Z) array with its RAS+ affine."""
     import ants
 
-    sp = reg.voxel_size(affine)
+    sp = grid.voxel_size(affine)
     lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine
     return ants.from_numpy(np.ascontiguousarray(array, dtype=np.float32), origin=lps[:3, 3].tolist(),
                            spacing=sp.tolist(), direction=lps[:3, :3] / sp)
@@ -181,7 +182,7 @@ def test_dice_against_ants_syn(case, estimate, tmp_path):
     ventricles; ANTs about 2.5 s)."""
     ants = pytest.importorskip("ants")
     init = tmp_path / "init.mat"
-    reg.write_transform(init, case["T"])
+    itk.write_transform(init, case["T"])
     fixed, moving = _to_ants(case["template"], T_AFFINE), _to_ants(case["subject"], S_AFFINE)
     out = ants.registration(fixed, moving, type_of_transform="SyNOnly", initial_transform=str(init),
                             reg_iterations=(40, 20, 10), verbose=False)
@@ -190,9 +191,9 @@ def test_dice_against_ants_syn(case, estimate, tmp_path):
     lab = ants.apply_transforms(fixed=moving, moving=_to_ants(case["t_lab"], T_AFFINE),
                                 transformlist=out["invtransforms"], whichtoinvert=[True, False],
                                 interpolator="nearestNeighbor")
-    d_ants = qc.label_dice(np.rint(lab.numpy()).astype(np.int16), case["s_lab"], (1, 2))
+    d_ants = metrics.label_dice(np.rint(lab.numpy()).astype(np.int16), case["s_lab"], (1, 2))
     ours = dfm.propagate_to_moving(case["t_lab"], T_AFFINE, S_SHAPE, S_AFFINE, case["T"], estimate[0])
-    d_ours = qc.label_dice(ours, case["s_lab"], (1, 2))
+    d_ours = metrics.label_dice(ours, case["s_lab"], (1, 2))
     print(f"Dice ANTs {d_ants}, ours {d_ours}")
     for label in (1, 2):
         assert d_ants[label] > 0.75  # the peer did its job on this data

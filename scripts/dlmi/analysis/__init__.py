@@ -1,0 +1,1 @@
+"""Features, models and their validation, and quality metrics against the truth."""

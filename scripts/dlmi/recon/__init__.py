@@ -1,0 +1,1 @@
+"""Forward models and reconstruction of MRI, CT and PET."""

@@ -1,0 +1,1 @@
+"""Registration: linear (rigid, affine), diffeomorphic (SVF), and ITK/ANTs transform files."""

@@ -1,0 +1,1 @@
+"""Segmentation of tissue classes and regions."""

@@ -1,0 +1,1 @@
+"""The simulated study: participants and their effects, and the head anatomy."""
