@@ -11,7 +11,7 @@ SMK := $(BIN)/snakemake --configfile $(CONFIG) --config output_dir=$(OUT)
 # The CPU torch wheel lies on local disk; point pip at it when the folder exists.
 PIP_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: install run unlock test test-fast bench plan dry-run report lint clean
+.PHONY: install run unlock test test-fast bench plan dry-run report lint clean train-unet
 
 install: $(VENV)/.installed
 
@@ -46,6 +46,13 @@ dry-run: install
 plan: install
 	$(BIN)/python -m dlmi_workflow.planning --configfile $(CONFIG) --benchmarks benchmarks \
 		$(if $(SUBJECTS),--subjects $(SUBJECTS)) $(foreach profile,$(PROFILE),--profile $(profile))
+
+# The U-Net that the default study segments with: trained on its own simulated cohort (config/train-unet.yaml,
+# CPU, deterministic), then copied to resources/unet/unet.pt (segmentation.unet.checkpoint).
+train-unet: install
+	$(BIN)/snakemake --configfile $(CONFIG) config/train-unet.yaml --config output_dir=$(OUT) --cores $(CORES) \
+		--rerun-incomplete $(OUT)/training/unet/unet.pt
+	mkdir -p resources/unet && cp $(OUT)/training/unet/unet.pt resources/unet/unet.pt
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest tests

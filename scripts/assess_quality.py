@@ -6,8 +6,9 @@ import pandas as pd
 
 from dlmi import io
 from dlmi.analysis import features, metrics
-from dlmi.labels import BRAIN_CLASSES, REGIONS, TISSUE_LABELS
+from dlmi.labels import BRAIN_CLASSES, REGIONS, TISSUE_LABELS, UNET_LABELS, UNET_REGIONS
 from dlmi.register import itk, svf
+from dlmi.segment import unet
 from dlmi.spatial import grid, resampling
 from dlmi_workflow import runlog
 
@@ -59,21 +60,36 @@ def segmentation_rows(inp):
     truth_regions, tissue, regions = maps["truth_regions"], maps["tissue"], maps["regions"]
     posteriors = {"gm": maps["gm"], "csf": maps["csf"]}
     voxel_ml = abs(np.linalg.det(affine[:3, :3])) / 1000.0
+    spacing = np.abs(np.diag(affine)[:3])
     rows = []
     for name in BRAIN_CLASSES:
         k = TISSUE_LABELS[name]
-        rows.append({"structure": name, "dice": metrics.dice(tissue == k, truth_tissue == k),
-                     "volume_ml": float((tissue == k).sum() * voxel_ml),
-                     "truth_volume_ml": float((truth_tissue == k).sum() * voxel_ml)})
+        rows.append(structure_row("atlas", name, tissue == k, truth_tissue == k, spacing, voxel_ml))
     measured = features.regional_volumes(posteriors, regions, REGIONS, voxel_ml)
     for feature, (name, tissue_name) in features.VOLUME_FEATURES.items():
         segmented = (regions == REGIONS[name]) & (tissue == TISSUE_LABELS[tissue_name])
-        truth_mask = truth_regions == REGIONS[name]
-        rows.append({"structure": name, "dice": metrics.dice(segmented, truth_mask), "volume_ml": measured[feature],
-                     "truth_volume_ml": float(truth_mask.sum() * voxel_ml)})
-    for row in rows:
-        row["volume_error_percent"] = metrics.volume_error_percent(row["volume_ml"], row["truth_volume_ml"])
+        rows.append(structure_row("atlas", name, segmented, truth_regions == REGIONS[name], spacing, voxel_ml,
+                                  volume_ml=measured[feature]))
+    if "unet" in inp:
+        found, unet_affine = io.load_nifti(inp["unet"], dtype=np.uint8)
+        io.check_same_grid(inp["unet"], found.shape, unet_affine, inp["truth_tissue"], truth_tissue.shape, affine)
+        found_tissue = unet.tissue_labels(found)
+        for name in BRAIN_CLASSES:
+            k = TISSUE_LABELS[name]
+            rows.append(structure_row("unet", name, found_tissue == k, truth_tissue == k, spacing, voxel_ml))
+        rows.extend(structure_row("unet", name, found == UNET_LABELS[name], truth_regions == REGIONS[name], spacing,
+                                  voxel_ml) for name in UNET_REGIONS)
     return rows
+
+
+def structure_row(method, name, segmented, truth, spacing, voxel_ml, volume_ml=None) -> dict:
+    """Dice, 95 % Hausdorff distance (mm), volumes and volume error (%) of one structure; the volume is the
+    segmented voxels' unless given (the atlas method's partial-volume estimate)."""
+    volume = float(segmented.sum() * voxel_ml) if volume_ml is None else volume_ml
+    truth_volume = float(truth.sum() * voxel_ml)
+    return {"method": method, "structure": name, "dice": metrics.dice(segmented, truth),
+            "hd95_mm": metrics.hausdorff95(segmented, truth, spacing), "volume_ml": volume,
+            "truth_volume_ml": truth_volume, "volume_error_percent": metrics.volume_error_percent(volume, truth_volume)}
 
 
 def main(inp, out, subject, log=None):

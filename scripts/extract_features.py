@@ -4,11 +4,13 @@ import pandas as pd
 
 from dlmi import io
 from dlmi.analysis import features
-from dlmi.labels import BRAIN_CLASSES, REFERENCE_REGION, REGIONS
+from dlmi.labels import BRAIN_CLASSES, REFERENCE_REGION, REGIONS, UNET_LABELS
 from dlmi_workflow import runlog
 
 
-def main(csf, gm, wm, regions, pet_in_t1, tsv, subject, log=None):
+def main(csf, gm, wm, regions, pet_in_t1, tsv, subject, unet_probseg=None, log=None):
+    """Volumes from the atlas method's tissue posteriors and regions, or, given `unet_probseg`
+    (segmentation.method: unet), from the U-Net's class probabilities; SUVR from the atlas regions."""
     logger = runlog.start(log, "extract_features")
     posteriors, grids = {}, {}
     for name, path in zip(BRAIN_CLASSES, (csf, gm, wm)):
@@ -23,8 +25,17 @@ def main(csf, gm, wm, regions, pet_in_t1, tsv, subject, log=None):
     pet, pet_affine = io.load_nifti(pet_in_t1)
     io.check_same_grid(pet_in_t1, pet.shape, pet_affine, *reference, what="PET image")
     voxel_ml = abs(np.linalg.det(affine[:3, :3])) / 1000.0
-    row = {"participant_id": f"sub-{subject}", **features.regional_volumes(posteriors, labels, REGIONS, voxel_ml)}
-    row["icv_ml"] = features.intracranial_volume(np.stack(list(posteriors.values())), voxel_ml)
+    row = {"participant_id": f"sub-{subject}"}
+    if unet_probseg is None:
+        row.update(features.regional_volumes(posteriors, labels, REGIONS, voxel_ml))
+        row["icv_ml"] = features.intracranial_volume(np.stack(list(posteriors.values())), voxel_ml)
+    else:
+        probabilities, unet_affine = io.load_nifti(unet_probseg, ndim=4)
+        io.check_same_grid(unet_probseg, probabilities.shape[:3], unet_affine, *reference, what="probability map")
+        if probabilities.shape[3] != len(UNET_LABELS):
+            raise io.InputError(f"{unet_probseg}: {probabilities.shape[3]} class probabilities, expected "
+                                f"{len(UNET_LABELS)} (resources/unet_dseg.tsv)")
+        row.update(features.unet_volumes(np.moveaxis(probabilities, -1, 0), UNET_LABELS, voxel_ml))
     targets = {name: REGIONS[name] for name in features.SUVR_TARGETS}
     try:
         ratios = features.suvr(pet, labels, targets, REGIONS[REFERENCE_REGION], posteriors["gm"])
@@ -39,5 +50,6 @@ if __name__ == "__main__":
     sm = snakemake  # noqa: F821
     i = sm.input
     with runlog.stop_on_input_error():
-        main(i.csf, i.gm, i.wm, i.regions, i.pet_in_t1, sm.output.tsv, sm.wildcards.subject, sm.log[0])
+        main(i.csf, i.gm, i.wm, i.regions, i.pet_in_t1, sm.output.tsv, sm.wildcards.subject, i.get("unet"),
+             sm.log[0])
     runlog.finish(sm)

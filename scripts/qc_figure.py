@@ -3,7 +3,7 @@ from dlmi import figures, io
 from dlmi.spatial.resampling import resample
 from dlmi_workflow import runlog
 
-OVERLAY_KIND = {"warped_t1": "contour", "pet_in_t1": "heat", "segmentation": "labels"}
+OVERLAY_KIND = {"warped_t1": "contour", "pet_in_t1": "heat", "segmentation": "labels", "unet_segmentation": "labels"}
 WINDOW = {"recon_ct": (-20.0, 100.0)}  # CT brain window (HU)
 
 

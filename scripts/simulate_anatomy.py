@@ -6,30 +6,13 @@ from dlmi.sim import anatomy, cohort
 from dlmi_workflow import runlog
 
 
-def load_template(fractions_path, tissue_path, regions_path, brain_path, voxel_mm) -> anatomy.Template:
-    fractions, affine = io.load_nifti(fractions_path, ndim=4)
-    labels = {}
-    for name, path in (("tissue", tissue_path), ("regions", regions_path), ("brain", brain_path)):
-        labels[name], label_affine = io.load_nifti(path, dtype=np.uint8)
-        io.check_same_grid(path, labels[name].shape, label_affine, fractions_path, fractions.shape, affine)
-        io.check_nonempty(path, labels[name], what="mask" if name == "brain" else "label map")
-    return anatomy.Template(
-        affine=affine,
-        fractions=np.ascontiguousarray(np.moveaxis(fractions, -1, 0)),
-        tissue=labels["tissue"],
-        regions=labels["regions"],
-        brain_mask=labels["brain"] > 0,
-        voxel_mm=voxel_mm,
-    )
-
-
 def main(inp: dict, out: dict, subject: str, cohort_params: dict, effects: dict | None, pet: dict, voxel_mm,
          log=None):
     """effects: the config's anatomy.effects for an AD subject, None for a CN subject (see common.smk)."""
     logger = runlog.start(log, "simulate_anatomy")
     study = cohort.from_config(cohort_params, effects)
     participant = cohort.draw_participant(study.seed, subject, study)
-    template = load_template(inp["fractions"], inp["tissue"], inp["regions"], inp["brain"], voxel_mm)
+    template = anatomy.load_template(inp["fractions"], inp["tissue"], inp["regions"], inp["brain"], voxel_mm)
     truth = anatomy.simulate_subject(template, participant, study.effects, rng=seeding.rng(study.seed, subject, "anatomy"),
                                      age_effects=study.age_effects)
     motion = anatomy.pet_session_motion(seeding.rng(study.seed, subject, "pet_motion"), pet["motion_rotation_deg"],

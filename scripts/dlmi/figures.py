@@ -58,3 +58,29 @@ def mosaic(rows, path, *, overlay_kind: str | None = None, title: str = "", wind
     with atomic_write(path, suffix=".tmp") as tmp:  # not *.png while incomplete
         fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)
+
+
+def training_curves(history, class_names, path, *, title: str = "") -> None:
+    """Save the training loss and the validation Dice per class against the epoch (two panels).
+
+    history: one dict per epoch with "epoch", "loss" and, if validated, "dice" ({label: Dice}, labels from 1);
+    class_names: names of labels 0 .. C - 1 (label 0, the background, is not drawn). Written atomically.
+    """
+    epochs = [record["epoch"] for record in history]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    left.plot(epochs, [record["loss"] for record in history], marker=".")
+    left.set_xlabel("epoch")
+    left.set_ylabel("training loss (Dice + cross-entropy)")
+    if history and "dice" in history[0]:
+        for label in history[0]["dice"]:
+            right.plot(epochs, [record["dice"][label] for record in history], marker=".",
+                       label=class_names[int(label)])
+        right.set_ylim(0, 1)
+        right.legend(fontsize=7, loc="lower right")
+    right.set_xlabel("epoch")
+    right.set_ylabel("validation Dice")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with atomic_write(path, suffix=".tmp") as tmp:  # not *.png while incomplete
+        fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)

@@ -33,11 +33,18 @@ REGIONS = {
 }
 REFERENCE_REGION = "cerebellum"  # SUVR reference (FDG uptake spared in AD)
 
-DSEG_TABLES = {"tissue": TISSUE_LABELS, "regions": REGIONS}
+# Classes of the U-Net segmentation (dlmi.segment.unet): background, the brain tissue classes, then the small
+# regions whose volumes the study reads, each side apart. The label of a class is its index, so csf, gm and wm
+# keep their TISSUE_LABELS numbers; the regions follow in REGIONS order.
+UNET_REGIONS = ("hippocampus_L", "hippocampus_R", "ventricle_L", "ventricle_R")
+UNET_CLASSES = (TISSUES[BACKGROUND], *BRAIN_CLASSES, *UNET_REGIONS)
+UNET_LABELS = {name: label for label, name in enumerate(UNET_CLASSES)}
+
+DSEG_TABLES = {"tissue": TISSUE_LABELS, "regions": REGIONS, "unet": UNET_LABELS}
 
 
 def dseg_table(kind: str) -> str:
-    """The BIDS `dseg.tsv` lookup table of one label map kind ("tissue" or "regions"): a header line
+    """The BIDS `dseg.tsv` lookup table of one label map kind ("tissue", "regions" or "unet"): a header line
     `index<TAB>name`, then one line per label in increasing order, background included."""
     labels = DSEG_TABLES[kind]
     lines = ["index\tname"] + [f"{label}\t{name}" for name, label in sorted(labels.items(), key=lambda kv: kv[1])]

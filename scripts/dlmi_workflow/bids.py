@@ -4,6 +4,8 @@ One place decides what a subject is and how its files are named, so that a simul
 BIDS dataset (later discovered with pybids, see docs/bids.md) run through the same rules:
 
 - `study_subjects(config)` gives the study's subjects and their sessions at parse time;
+- `training_subjects(config)` gives the U-Net's training cohort (config key segmentation.unet.training_cohort),
+  simulated apart from the study: its own labels and its own seed (`training_seed`);
 - `LABEL` is the pattern of a BIDS label (alphanumeric), used for the wildcard constraints, the config
   schema's subject lists and the participants table;
 - `bids_path` builds every per-subject path: `<root>/sub-<s>[/ses-<t>]/<datatype>/sub-<s>[_ses-<t>]_<name>`.
@@ -32,6 +34,24 @@ def simulated_subjects(n: int) -> list[str]:
     """Labels of a simulated cohort of n subjects: ["001", "002", ...], zero-padded to at least 3 digits."""
     width = max(3, len(str(int(n))))
     return [f"{i:0{width}d}" for i in range(1, int(n) + 1)]
+
+
+def training_subjects(config: dict) -> list[str]:
+    """Labels of the U-Net's training cohort: label_prefix + the simulated labels, e.g. train001, train002, ...
+
+    config: the study config with defaults (segmentation.unet.training_cohort: n_subjects, label_prefix).
+    Every draw of a training subject derives from (`training_seed(config)`, its label, purpose), so it shares
+    no seed with a study subject as long as the labels differ; `dlmi_workflow.config` refuses a config in
+    which they do not, or in which the two cohorts' seeds are equal.
+    """
+    cohort = config["segmentation"]["unet"]["training_cohort"]
+    return [f"{cohort['label_prefix']}{label}" for label in simulated_subjects(cohort["n_subjects"])]
+
+
+def training_seed(config: dict) -> int:
+    """The seed of the training cohort (config key segmentation.unet.training_cohort.seed), the `study_seed`
+    argument of `dlmi.seeding.derive_seed` for every draw of a training subject."""
+    return int(config["segmentation"]["unet"]["training_cohort"]["seed"])
 
 
 def bids_path(root: str, datatype: str, name: str, *, subject: str = "{subject}", session: str | None = None) -> str:

@@ -9,7 +9,7 @@ import jsonschema
 import numpy as np
 import yaml
 
-from dlmi_workflow.bids import study_subjects
+from dlmi_workflow.bids import study_subjects, training_seed, training_subjects
 
 
 class ConfigError(ValueError):
@@ -101,8 +101,24 @@ def _check_consistency(config: dict) -> None:
     if unknown:
         raise ConfigError(f"config key 'cohort.exclude': subject {unknown[0]} is not in the cohort of "
                           f"{len(subjects)} ({', '.join(list(subjects)[:3])}, ...)")
-    if config["segmentation"]["method"] == "atlas":
+    _check_training_cohort(config, subjects)
+    if config["segmentation"]["method"] == "atlas":  # the U-Net is trained on randomised contrasts: any goes
         _check_t1_weighted(config["acquisition"]["mri"])
+
+
+def _check_training_cohort(config: dict, subjects) -> None:
+    """The U-Net's training cohort shares no subject label and no seed with the study cohort, so that no
+    training subject is a study subject (its draws come from (seed, label, purpose)) and no draw of one
+    cohort is repeated in the other."""
+    key = "segmentation.unet.training_cohort"
+    if training_seed(config) == config["cohort"]["seed"]:
+        raise ConfigError(f"config keys '{key}.seed' and 'cohort.seed': the training cohort's seed "
+                          f"{training_seed(config)} is the study's; the U-Net must be trained on other subjects")
+    shared = [label for label in training_subjects(config) if label in subjects]
+    if shared:
+        raise ConfigError(f"config keys '{key}.label_prefix' and 'cohort.n_subjects': training subject "
+                          f"{shared[0]} is also a study subject ({len(shared)} shared); the U-Net must be "
+                          "trained on other subjects")
 
 
 def _check_t1_weighted(mri: dict) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from dlmi import io
 from dlmi.labels import REFERENCE_REGION, REGIONS, TISSUE_LABELS
-from dlmi.sim import cohort
+from dlmi.sim import anatomy, cohort
 from dlmi.spatial import orientation
 from dlmi_workflow import config
 from dlmi_workflow.bids import simulated_subjects
@@ -485,8 +485,7 @@ def test_template_labels_on_another_grid(tmp_path, repo):
         paths[name] = str(tmp_path / f"{name}.nii.gz")
         io.save_nifti(paths[name], np.ones(shape), AFFINE)
     with pytest.raises(io.InputError) as err:
-        script(repo, "simulate_anatomy").load_template(paths["fractions"], paths["tissue"], paths["regions"],
-                                                       paths["brain"], 2.0)
+        anatomy.load_template(paths["fractions"], paths["tissue"], paths["regions"], paths["brain"], 2.0)
     assert message(err) == (f"{paths['regions']}: label map shape (9, 10, 10) differs from the shape "
                             f"(10, 10, 10) of its image {paths['fractions']}")
 

@@ -20,7 +20,7 @@ def default(repo):
 
 
 def test_default_and_tiny_configs_are_valid(repo, schema):
-    for name in ("config.yaml", "tiny.yaml"):
+    for name in ("config.yaml", "tiny.yaml", "train-unet.yaml"):
         config = load_config(repo / "config" / name, repo / "workflow/schemas/config.schema.yaml")
         assert config["cohort"]["n_subjects"] >= 1
 
@@ -155,17 +155,55 @@ def test_a_contrast_that_is_not_t1_weighted_is_refused_for_the_atlas_segmentatio
 def test_a_t1_weighted_contrast_is_accepted(schema, default, mri):
     config = copy.deepcopy(default)
     config["acquisition"]["mri"].update(mri)
-    assert validate(config, schema)["segmentation"] == {"method": "atlas"}
+    assert validate(config, schema)["segmentation"]["method"] == "atlas"
     del config["segmentation"]
-    assert validate(config, schema)["segmentation"] == {"method": "atlas"}  # the default
+    assert validate(config, schema)["segmentation"]["method"] == "atlas"  # the default
 
 
-def test_other_segmentation_methods_are_not_known_yet(schema, default):
+def test_the_unet_takes_any_contrast_and_other_methods_are_unknown(schema, default):
     config = copy.deepcopy(default)
+    config["acquisition"]["mri"].update({"sequence": "spin_echo", "tr_ms": 4000.0, "te_ms": 100.0})  # T2w
     config["segmentation"]["method"] = "unet"
+    assert validate(config, schema)["segmentation"]["method"] == "unet"
+    config["segmentation"]["method"] = "fast"
     with pytest.raises(ConfigError) as err:
         validate(config, schema)
-    assert str(err.value) == "config key 'segmentation.method': 'unet' is not one of ['atlas']"
+    assert str(err.value) == "config key 'segmentation.method': 'fast' is not one of ['atlas', 'unet']"
+
+
+def test_the_unet_keys_have_defaults(schema):
+    unet = validate({}, schema)["segmentation"]["unet"]
+    assert unet["training_cohort"] == {"n_subjects": 24, "seed": 9001, "label_prefix": "train"}
+    assert unet["checkpoint"] == "resources/unet/unet.pt" and unet["train"] is False and unet["device"] == "study"
+    assert (unet["epochs"], unet["batch_size"], unet["patch_size"], unet["learning_rate"]) == (20, 2, [64, 64, 64], 0.001)
+
+
+@pytest.mark.parametrize("study, training, message", [
+    ({"seed": 9001}, {},
+     "config keys 'segmentation.unet.training_cohort.seed' and 'cohort.seed': the training cohort's seed 9001 is "
+     "the study's; the U-Net must be trained on other subjects"),
+    ({"seed": 5}, {"seed": 5, "label_prefix": "other"},
+     "config keys 'segmentation.unet.training_cohort.seed' and 'cohort.seed': the training cohort's seed 5 is "
+     "the study's; the U-Net must be trained on other subjects"),
+    ({"n_subjects": 1000}, {"label_prefix": "0", "n_subjects": 5},
+     "config keys 'segmentation.unet.training_cohort.label_prefix' and 'cohort.n_subjects': training subject "
+     "0001 is also a study subject (5 shared); the U-Net must be trained on other subjects"),
+])
+def test_a_training_cohort_that_overlaps_the_study_is_refused(schema, default, study, training, message):
+    config = copy.deepcopy(default)
+    config["cohort"].update(study)
+    config.setdefault("segmentation", {}).setdefault("unet", {}).setdefault("training_cohort", {}).update(training)
+    with pytest.raises(ConfigError) as err:
+        validate(config, schema)
+    assert str(err.value) == message
+
+
+def test_a_label_prefix_must_be_a_label(schema, default):
+    config = copy.deepcopy(default)
+    config["segmentation"]["unet"] = {"training_cohort": {"label_prefix": "train_"}}
+    with pytest.raises(ConfigError, match=r"^config key 'segmentation.unet.training_cohort.label_prefix': 'train_' "
+                                          r"does not match"):
+        validate(config, schema)
 
 
 @pytest.mark.parametrize("mri", [

@@ -29,3 +29,34 @@ def test_effect_defaults_are_the_schema_defaults():
     assert list(effects.hippocampal_atrophy) == schema["hippocampal_atrophy"]
     assert (effects.ventricle_enlargement, effects.fdg_hypometabolism, effects.cognitive_score_drop) == (
         schema["ventricle_enlargement"], schema["fdg_hypometabolism"], schema["cognitive_score_drop"])
+
+
+def test_the_training_cohort_defaults_keep_it_apart_from_every_study_seed():
+    """The U-Net's training cohort (segmentation.unet.training_cohort) has a seed of its own: not the default
+    study's, nor the seeds 1, 2 and 3 the U-Net is accepted on (issue 9), and labels no study subject has."""
+    training, study = defaults("segmentation", "unet", "training_cohort"), defaults("cohort")
+    assert training["seed"] not in {study["seed"], 1, 2, 3}
+    assert not training["label_prefix"].isdigit()
+
+
+def test_the_unet_defaults_are_written_in_the_schema_only():
+    """No script repeats the default checkpoint or training seed: they come from the config."""
+    unet = defaults("segmentation", "unet")
+    seed = defaults("segmentation", "unet", "training_cohort")["seed"]
+    assert unet["checkpoint"].startswith("resources/")
+    for path in (SCHEMA.parents[2] / "scripts").rglob("*.py"):
+        text = path.read_text()
+        assert unet["checkpoint"] not in text and str(seed) not in text, path
+
+
+def test_the_default_study_contrast_is_inside_the_unet_training_ranges():
+    """The U-Net segments the study's images: their default sequence (acquisition.mri) is one the training
+    draws (dlmi.sim.contrast's t1w_ir family)."""
+    from dlmi.sim.contrast import FAMILIES, TRAINING_FAMILIES
+
+    mri = defaults("acquisition", "mri")
+    family = FAMILIES["t1w_ir"]
+    assert mri["sequence"] == family["sequence"] and "t1w_ir" in TRAINING_FAMILIES
+    for key in ("tr_ms", "ti_ms", "te_ms"):
+        low, high = family[key]
+        assert low <= mri[key] <= high, key

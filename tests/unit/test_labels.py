@@ -48,3 +48,15 @@ def test_segmenting_the_phantom_recovers_its_tissue_labels(template_4mm):
         label = labels.TISSUE_LABELS[name]
         dice[name] = metrics.dice(found == label, (template.tissue == label) & template.brain_mask)
     assert dice["gm"] > 0.8 and dice["wm"] > 0.8 and dice["csf"] > 0.6, dice
+
+
+def test_unet_classes_come_from_the_tissue_and_region_tables():
+    """The U-Net's classes: background and the brain classes with their tissue labels, then the hippocampi and
+    lateral ventricles, each side apart, under their REGIONS names (label = index in UNET_CLASSES)."""
+    assert labels.UNET_CLASSES[0] == labels.TISSUES[labels.BACKGROUND]
+    for name in labels.BRAIN_CLASSES:
+        assert labels.UNET_LABELS[name] == labels.TISSUE_LABELS[name]
+    assert set(labels.UNET_REGIONS) <= set(labels.REGIONS)
+    assert {"hippocampus_L", "hippocampus_R", "ventricle_L", "ventricle_R"} == set(labels.UNET_REGIONS)
+    assert list(labels.UNET_LABELS.values()) == list(range(len(labels.UNET_CLASSES)))
+    assert labels.DSEG_TABLES["unet"] is labels.UNET_LABELS

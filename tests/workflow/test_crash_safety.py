@@ -167,12 +167,12 @@ def same_content(a: Path, b: Path) -> bool:
 
 
 def test_rerun_equals_an_uninterrupted_run_bit_for_bit(crashed_study, tiny_study):
-    """Images, tables, raw data, transforms and JSON outputs of the template and of the two subjects in the
-    killed-and-rerun study equal the uninterrupted study's; since both ran from empty folders this is the
+    """Images, tables, raw data, transforms and JSON outputs of the template, of the U-Net's training (its
+    cohort and checkpoint) and of the two subjects in the killed-and-rerun study equal the uninterrupted study's; since both ran from empty folders this is the
     from-scratch determinism check too. Figures are left out."""
     (crashed, _, _), (reference, _) = crashed_study, tiny_study
     files = outputs(crashed / "results")
-    assert {f.parts[0] for f in files} == {"template"} | {f"sub-{s}" for s in SUBJECTS}
+    assert {f.parts[0] for f in files} == {"template", "training"} | {f"sub-{s}" for s in SUBJECTS}
     assert set(files) <= set(outputs(reference / "results"))
     compared = [f for f in files if f.suffix != ".png"]
     assert len([f for f in compared if f.name.endswith(".nii.gz")]) > 40

@@ -21,6 +21,25 @@ def test_dry_run_has_every_stage(tmp_path, n_subjects):
     assert counts == expected
 
 
+def test_the_unet_trained_in_the_study_adds_its_cohort_training_and_inference(tmp_path):
+    """segmentation.unet.train: the training cohort's subjects, one training job, U-Net inference for every
+    study subject and its QC figure; the atlas method's jobs stay."""
+    unet = {"train": True, "training_cohort": {"n_subjects": 4}}
+    result = snakemake(tmp_path, "--dry-run", "--cores", "2",
+                       configs=[{"cohort": {"n_subjects": 3}, "segmentation": {"unet": unet}}])
+    counts = job_counts(result.stdout + result.stderr)
+    assert {k: counts[k] for k in ("simulate_training_subject", "train_unet", "segment_unet", "segment_t1",
+                                   "qc_figure")} == {"simulate_training_subject": 4, "train_unet": 1,
+                                                     "segment_unet": 3, "segment_t1": 3, "qc_figure": 8}
+
+
+def test_the_unet_method_without_a_checkpoint_stops_at_parse_time(tmp_path):
+    result = snakemake(tmp_path, "--dry-run", check=False, configs=[{"segmentation": {
+        "method": "unet", "unet": {"checkpoint": str(tmp_path / "missing.pt")}}}])
+    assert result.returncode != 0
+    assert "segmentation.method: unet needs a checkpoint" in result.stdout + result.stderr
+
+
 def test_excluded_subjects_leave_the_group_stage(tmp_path):
     result = snakemake(tmp_path, "--dry-run", "--cores", "2", configs=[{"cohort": {"exclude": ["002"]}}])
     counts = job_counts(result.stdout + result.stderr)

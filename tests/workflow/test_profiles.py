@@ -17,11 +17,13 @@ from dlmi_workflow.snakemake_interface import job_counts, listed_jobs
 PROFILES = REPO / "config" / "profiles"
 SLURM, SLURM_GPU = [str(PROFILES / "slurm")], ["--profile", str(PROFILES / "slurm-gpu")]
 TINY = REPO / "config" / "tiny.yaml"
-GROUP_LEVEL_JOBS = 13  # build_template, make_participants, describe_dataset, gather_features, gather_quality,
-#                      train_models, 7 qc_figure
+GROUP_LEVEL_JOBS = 15  # build_template, make_participants, describe_dataset, gather_features, gather_quality,
+#                      train_models, 8 qc_figure, train_unet
+PER_SUBJECT_JOBS = 6 * 13  # 6 subjects x 13 rules (in job group `subject`)
+TRAINING_JOBS = 2  # the U-Net smoke test's training subjects: one simulate_training_subject each, not grouped
 LOCAL_JOBS = 4  # make_participants, describe_dataset, gather_features, gather_quality: not submitted
 GPU_RULES = {"simulate_mri", "simulate_ct", "simulate_pet", "reconstruct_mri", "reconstruct_ct", "reconstruct_pet",
-             "register_t1", "register_pet", "segment_t1"}
+             "register_t1", "register_pet", "segment_t1", "train_unet", "segment_unet"}
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +45,8 @@ def submissions(output: str, rules: dict) -> tuple[int, int]:
 def test_cluster_profile_submits_one_job_per_subject(tmp_path, rules, profiles):
     result = snakemake(tmp_path, "--profile", *profiles, "--dry-run", configs=[TINY])
     output = result.stdout + result.stderr
-    assert sum(job_counts(output).values()) == 6 * 12 + GROUP_LEVEL_JOBS + 1
-    assert submissions(output, rules) == (6, GROUP_LEVEL_JOBS - LOCAL_JOBS)
+    assert sum(job_counts(output).values()) == PER_SUBJECT_JOBS + TRAINING_JOBS + GROUP_LEVEL_JOBS + 1
+    assert submissions(output, rules) == (6, TRAINING_JOBS + GROUP_LEVEL_JOBS - LOCAL_JOBS)
 
 
 def test_gpu_profile_layers_gpus_on_the_rules_resources(tmp_path, rules):
@@ -106,12 +108,14 @@ def test_a_later_profile_that_drops_the_gpu_lines_stops_the_run(tmp_path):
 
 def test_group_components_pack_several_subjects_per_job(tmp_path, rules):
     result = snakemake(tmp_path, "--profile", *SLURM, "--dry-run", "--group-components", "subject=4", configs=[TINY])
-    assert submissions(result.stdout + result.stderr, rules) == (2, GROUP_LEVEL_JOBS - LOCAL_JOBS)  # 6: 4 + 2
+    # 6 subjects: 4 + 2
+    assert submissions(result.stdout + result.stderr, rules) == (2, TRAINING_JOBS + GROUP_LEVEL_JOBS - LOCAL_JOBS)
 
 
 def test_local_profile_dry_run(tmp_path):
     result = snakemake(tmp_path, "--profile", str(PROFILES / "local"), "--dry-run", configs=[TINY])
-    assert sum(job_counts(result.stdout + result.stderr).values()) == 6 * 12 + GROUP_LEVEL_JOBS + 1
+    assert sum(job_counts(result.stdout + result.stderr).values()) == (PER_SUBJECT_JOBS + TRAINING_JOBS
+                                                                      + GROUP_LEVEL_JOBS + 1)
 
 
 BAD_PROFILE = """\

@@ -12,6 +12,7 @@ RAW = {"simulate_mri": "kspace.npz", "simulate_ct": "sinogram.npz", "simulate_pe
 LOCAL = {"make_participants", "describe_dataset", "gather_features", "gather_quality"}
 # Rules that hold no image of the anatomy grid: their memory does not grow with it.
 TABLES_ONLY = {"make_participants", "describe_dataset", "gather_features", "gather_quality", "train_models"}
+THREADS = {"train_unet": 2}  # the one long job; every other job takes one core
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +21,11 @@ def rules():
 
 
 def test_every_per_subject_rule_is_in_the_subject_group(rules):
+    # A training subject's simulation feeds train_unet, a job of the whole training cohort, which feeds every
+    # study subject's segment_unet: in the group `subject` it would make packed groups depend on themselves.
     per_subject = {name for name, rule in rules.items() if "subject" in rule["wildcards"]}
-    assert len(per_subject) == 12
+    per_subject -= {"simulate_training_subject"}
+    assert len(per_subject) == 13  # with the U-Net's segment_unet
     assert {name: rules[name]["group"] for name in per_subject} == dict.fromkeys(per_subject, "subject")
     assert {name for name, rule in rules.items() if rule["group"]} == per_subject
 
@@ -30,7 +34,7 @@ def test_every_rule_declares_its_resources(rules):
     for name, rule in rules.items():
         if name == "all":
             continue
-        assert rule["threads"] == 1, name
+        assert rule["threads"] == THREADS.get(name, 1), name
         assert isinstance(rule["resources"].get("mem_mb"), int), name
         assert isinstance(rule["resources"].get("runtime"), int), name
 

@@ -16,7 +16,7 @@ def test_outputs_and_report_exist(tiny_study):
                  "segmentation_quality.tsv", "roc.png"):
         assert (results / "group" / name).stat().st_size > 0, name
     assert (results / "report.html").stat().st_size > 10_000
-    assert len(list((results / "group" / "qc").glob("*.png"))) == 7
+    assert len(list((results / "group" / "qc").glob("*.png"))) == 8  # with the U-Net's
 
 
 def test_participants_and_features(tiny_study):
@@ -50,7 +50,26 @@ def test_quality_tables(tiny_study):
     pet = registration[registration.registration == "pet_to_t1"]
     assert (pet.corner_error_mm < 8.0).all()  # half a PET voxel (8 mm) at the tiny study's resolution
     segmentation = read(workdir / "results" / "group" / "segmentation_quality.tsv")
-    assert {"structure", "dice", "volume_error_percent"} <= set(segmentation.columns)
+    assert {"method", "structure", "dice", "hd95_mm", "volume_error_percent"} <= set(segmentation.columns)
+    # both methods, every subject, every structure (the tiny study's U-Net is a two-step smoke test: its
+    # figures are not checked, only that it is scored like the atlas method)
+    rows = segmentation.groupby("method").structure.apply(set).to_dict()
+    assert rows["atlas"] == {"csf", "gm", "wm", "hippocampus_L", "hippocampus_R", "ventricle_L", "ventricle_R"}
+    assert rows["unet"] == rows["atlas"]
+    assert segmentation.groupby("method").participant_id.nunique().to_dict() == {"atlas": 6, "unet": 6}
+    atlas = segmentation[segmentation.method == "atlas"]
+    assert (atlas.dice > 0.25).all() and (atlas.hd95_mm < 20).all()  # measured: CSF Dice 0.32-0.36, HD95 <= 9.8 mm
+
+
+def test_unet_training_smoke(tiny_study):
+    """The training rule ran (two epochs of one step) and wrote a checkpoint that the inference rule read,
+    a history with a loss and a validation Dice per class, and its figure."""
+    workdir, _ = tiny_study
+    unet_dir = workdir / "results" / "training" / "unet"
+    history = read(unet_dir / "history.tsv")
+    assert list(history.epoch) == [1, 2] and (history.loss > 0).all()
+    assert {f"dice_{name}" for name in ("csf", "gm", "wm", "hippocampus_L", "ventricle_R")} <= set(history.columns)
+    assert (unet_dir / "unet.pt").stat().st_size > 1_000_000 and (unet_dir / "training.png").stat().st_size > 0
 
 
 def test_rerun_has_nothing_to_do(tiny_study):

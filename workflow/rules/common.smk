@@ -39,6 +39,36 @@ ENVS = "../../envs"
 SUBJECT_DRAWS = {k: config["cohort"][k] for k in ("seed", "ad_fraction", "age_range")}
 
 
+# The U-Net (workflow/rules/unet.smk): its training cohort, apart from the study's, and its checkpoint.
+UNET = config["segmentation"]["unet"]
+TRAINING = f"{OUT}/training"
+TRAINING_SUBJECTS = dlmi_workflow.bids.training_subjects(config)
+TRAINING_DRAWS = {
+    "seed": UNET["training_cohort"]["seed"],
+    **{k: SUBJECT_DRAWS[k] for k in ("ad_fraction", "age_range")},
+}
+UNET_DEVICE = config["device"] if UNET["device"] == "study" else UNET["device"]
+# A relative checkpoint path is relative to the repository (the shipped weights lie in its resources/).
+UNET_CHECKPOINT = (
+    f"{TRAINING}/unet/unet.pt"
+    if UNET["train"]
+    else os.path.normpath(os.path.join(workflow.basedir, "..", UNET["checkpoint"]))
+)
+# The U-Net segments the study when it is trained here or its checkpoint exists; the atlas method needs neither.
+UNET_READY = UNET["train"] or os.path.exists(UNET_CHECKPOINT)
+if config["segmentation"]["method"] == "unet" and not UNET_READY:
+    raise WorkflowError(
+        f"segmentation.method: unet needs a checkpoint, and segmentation.unet.checkpoint ({UNET_CHECKPOINT}) "
+        "does not exist: train one with `make train-unet`, or set segmentation.unet.train: true"
+    )
+
+
+def training_effects(wildcards):
+    """As `subject_effects`, for a subject of the U-Net's training cohort (drawn from its own seed)."""
+    participant = draw_participant(TRAINING_DRAWS["seed"], wildcards.subject, from_config(TRAINING_DRAWS))
+    return config["anatomy"]["effects"] if participant["group"] == "AD" else None
+
+
 def subject_effects(wildcards):
     """The disease effect sizes a subject's anatomy depends on: the config's for an AD subject, none for a
     CN subject (its anatomy does not depend on them), so that new effect sizes re-run only AD subjects."""
@@ -68,6 +98,11 @@ def sub(datatype, name):
     return dlmi_workflow.bids.bids_path(OUT, datatype, name)
 
 
+def training_sub(datatype, name):
+    """Path of one training subject's file: results/training/sub-{subject}/<datatype>/sub-{subject}_<name>."""
+    return dlmi_workflow.bids.bids_path(TRAINING, datatype, name)
+
+
 def study(name):
     return f"{OUT}/{name}"
 
@@ -93,7 +128,9 @@ def benchfile(rule_name, subject=True):
     return f"benchmarks/{rule_name}/sub-{{subject}}.tsv" if subject else f"benchmarks/{rule_name}.tsv"
 
 
-QC_STAGES = ["truth_t1", "recon_t1", "recon_ct", "recon_pet", "warped_t1", "pet_in_t1", "segmentation"]
+QC_STAGES = ["truth_t1", "recon_t1", "recon_ct", "recon_pet", "warped_t1", "pet_in_t1", "segmentation"] + (
+    ["unet_segmentation"] if UNET_READY else []
+)
 
 
 def group_outputs():
@@ -120,6 +157,7 @@ def qc_sources(stage):
         "warped_t1": (rules.register_t1.output.warped, rules.build_template.output.brain),
         "pet_in_t1": (rules.reconstruct_mri.output.t1w, rules.register_pet.output.pet_in_t1),
         "segmentation": (rules.reconstruct_mri.output.t1w, rules.segment_t1.output.tissue),
+        "unet_segmentation": (rules.reconstruct_mri.output.t1w, rules.segment_unet.output.dseg),
     }[stage]
 
 

@@ -4,6 +4,7 @@
 
 rule extract_features:
     input:
+        **({"unet": rules.segment_unet.output.probseg} if config["segmentation"]["method"] == "unet" else {}),
         csf=rules.segment_t1.output.csf,
         gm=rules.segment_t1.output.gm,
         wm=rules.segment_t1.output.wm,

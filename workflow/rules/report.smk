@@ -4,6 +4,7 @@
 
 rule assess_quality:
     input:
+        **({"unet": rules.segment_unet.output.dseg} if UNET_READY else {}),
         truth_t1w=rules.simulate_mri.output.truth,
         t1w=rules.reconstruct_mri.output.t1w,
         truth_ct=rules.simulate_anatomy.output.ct,

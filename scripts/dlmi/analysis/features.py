@@ -25,6 +25,16 @@ def regional_volumes(
     }
 
 
+def unet_volumes(probabilities: np.ndarray, class_labels: dict[str, int], voxel_ml: float) -> dict[str, float]:
+    """The volume features of `VOLUME_FEATURES` and the intracranial volume (mL) from U-Net class
+    probabilities (C, X, Y, Z): each feature is the summed probability of its region's class
+    (`dlmi.labels.UNET_LABELS`), the intracranial volume that of every class but the background."""
+    volumes = {name: float(probabilities[class_labels[region]].sum() * voxel_ml)
+               for name, (region, _) in VOLUME_FEATURES.items()}
+    volumes["icv_ml"] = float(probabilities[1:].sum() * voxel_ml)
+    return volumes
+
+
 def regional_mean(image: np.ndarray, regions: np.ndarray, label: int, weights: np.ndarray | None = None) -> float:
     """Mean of `image` over the voxels labelled `label`, optionally weighted (e.g. by a GM posterior).
 

@@ -1,1 +1,1 @@
-"""The simulated study: participants and their effects, and the head anatomy."""
+"""The simulated study: participants and their effects, the head anatomy, and MR contrasts synthesised from its tissue maps."""

