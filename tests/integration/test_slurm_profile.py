@@ -18,10 +18,11 @@ PROFILE = REPO / "config" / "profiles" / "slurm"
 
 PER_SUBJECT_RULES = {"simulate_anatomy", "simulate_mri", "simulate_ct", "simulate_pet", "reconstruct_mri",
                      "reconstruct_ct", "reconstruct_pet", "register_t1", "register_pet", "segment_t1",
-                     "assess_quality", "extract_features"}
+                     "assess_quality", "extract_features", "segment_unet"}
 # Group-level rules submitted to SLURM; make_participants, describe_dataset, gather_features and gather_quality
 # are local rules (workflow/Snakefile) and run beside Snakemake.
-GROUP_LEVEL_JOBS = {"build_template": 1, "train_models": 1, "qc_figure": 7}
+GROUP_LEVEL_JOBS = {"build_template": 1, "train_models": 1, "qc_figure": 8,
+                    "simulate_training_subject": 2, "train_unet": 1}  # the U-Net smoke test of config/tiny.yaml
 LOCAL_RULES = {"make_participants", "describe_dataset", "gather_features", "gather_quality"}
 
 
@@ -67,7 +68,7 @@ def test_every_job_went_through_sbatch(slurm, slurm_study):
     # The controller accepted exactly these batch jobs (and no others).
     submitted = re.findall(r"_slurm_rpc_submit_batch_job: JobId=(\d+)", (slurm.root / "slurmctld.log").read_text())
     assert sorted(submitted) == sorted(job_id for job_id, *_ in jobs)
-    # Each left its SLURM log where the executor writes them; a subject's log shows its 12 rules run inside.
+    # Each left its SLURM log where the executor writes them; a subject's log shows its 13 rules run inside.
     logs = {path.stem: path for path in (workdir / ".snakemake" / "slurm_logs").rglob("*.log")}
     assert sorted(logs) == sorted(submitted)
     for job_id, *_ in group_jobs:

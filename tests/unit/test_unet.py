@@ -198,6 +198,17 @@ def test_a_checkpoint_for_other_inputs_is_refused_naming_each_difference(trained
     unet.load_checkpoint(path, metadata(training={"epochs": 99}))  # the training config is recorded, not checked
 
 
+def test_a_checkpoint_s_bytes_depend_on_its_content_only(trained, tmp_path):
+    """Saved twice under other names (the atomic writer's temporary names differ too): the same bytes, so a
+    rerun of the training rule reproduces its output bit for bit."""
+    model, history = trained
+    first, second = tmp_path / "a.pt", tmp_path / "b" / "unet.pt"
+    second.parent.mkdir()
+    for path in (first, second):
+        unet.save_checkpoint(path, model, metadata())
+    assert first.read_bytes() == second.read_bytes()
+
+
 def test_a_damaged_checkpoint_is_refused(trained, tmp_path):
     path = tmp_path / "unet.pt"
     path.write_bytes(b"not a checkpoint")

@@ -126,5 +126,5 @@ def test_keep_going_finishes_other_subjects_and_the_group_stage_waits(tiny_study
     assert list(features.participant_id) == [f"sub-{s}" for s in others]
     for name in GROUP_TABLES:
         assert (results / "group" / name).stat().st_size > 0, name
-    assert len(list((results / "group" / "qc").glob("*.png"))) == 7
+    assert len(list((results / "group" / "qc").glob("*.png"))) == 8  # 7 stages and the U-Net's
     assert snapshot(results, others) == before

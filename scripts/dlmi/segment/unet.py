@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import math
@@ -386,13 +387,15 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, metadata: d
     metadata: JSON-serialisable; it should hold the `CHECKED_KEYS` ("labels": name -> label, "network": the
     `build_network` arguments, "voxel_size_mm", "normalization") and may hold anything else (training
     config, code version, history). The content hash of the weights is added as "state_sha256".
-    Returns that hash.
+    Returns that hash. The file's bytes depend on the weights and metadata only (byte-identical reruns).
     """
     state = {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}
     digest = state_hash(state)
     record = {"state_dict": state, "metadata": _plain({**metadata, "state_sha256": digest})}
+    buffer = io.BytesIO()  # torch.save names the archive inside after a path: a buffer keeps the bytes
+    torch.save(record, buffer)  # the same for the same weights, whatever the (temporary) file name
     with atomic_write(path, ".pt") as tmp:
-        torch.save(record, tmp)
+        Path(tmp).write_bytes(buffer.getvalue())
     return digest
 
 
