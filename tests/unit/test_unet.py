@@ -201,7 +201,7 @@ def test_a_checkpoint_for_other_inputs_is_refused_naming_each_difference(trained
 def test_a_checkpoint_s_bytes_depend_on_its_content_only(trained, tmp_path):
     """Saved twice under other names (the atomic writer's temporary names differ too): the same bytes, so a
     rerun of the training rule reproduces its output bit for bit."""
-    model, history = trained
+    model, _ = trained
     first, second = tmp_path / "a.pt", tmp_path / "b" / "unet.pt"
     second.parent.mkdir()
     for path in (first, second):
