@@ -28,7 +28,7 @@ import math
 import numpy as np
 import torch
 
-from dlmi.recon.mri import inversion_recovery_signal, spin_echo_signal
+from dlmi.recon.mri import t1_weighted_signal
 
 # Sequence parameter ranges per contrast family (ms; each drawn uniformly and independently in its range).
 # `ascending`: the order of the pure-tissue signals the family is named for, on the tissue properties of
@@ -101,12 +101,7 @@ def synthesize(pd, t1_ms, t2_ms, sequence: dict) -> torch.Tensor:
     float32 tensor on the maps' device (the CPU for numpy input), 0 where PD is 0.
     """
     pd, t1, t2 = (torch.as_tensor(v, dtype=torch.float32) for v in (pd, t1_ms, t2_ms))
-    if sequence["sequence"] == "spin_echo":
-        return spin_echo_signal(pd, t1, t2, tr_ms=sequence["tr_ms"], te_ms=sequence["te_ms"])
-    if sequence["sequence"] == "inversion_recovery":
-        return inversion_recovery_signal(pd, t1, t2, tr_ms=sequence["tr_ms"], te_ms=sequence["te_ms"],
-                                         ti_ms=sequence["ti_ms"])
-    raise ValueError(f"sequence must be spin_echo or inversion_recovery, not {sequence['sequence']!r}")
+    return t1_weighted_signal(pd, t1, t2, sequence)  # dispatches on sequence["sequence"], any weighting
 
 
 def _monomial_exponents(degree: int) -> list[tuple[int, int, int]]:
