@@ -52,7 +52,7 @@ plan: install
 train-unet: install
 	$(BIN)/snakemake --configfile $(CONFIG) config/train-unet.yaml --config output_dir=$(OUT) --cores $(CORES) \
 		--rerun-incomplete $(OUT)/training/unet/unet.pt
-	mkdir -p resources/unet && cp $(OUT)/training/unet/unet.pt resources/unet/unet.pt
+	mkdir -p resources/unet && cp $(OUT)/training/unet/unet.pt $(OUT)/training/unet/unet.json resources/unet/
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest tests

@@ -11,6 +11,11 @@ from dlmi.segment import unet
 from dlmi.sim import contrast
 from dlmi_workflow import runlog
 
+# The settings a checkpoint records under "training" (besides validation subjects and the MRI sequence):
+# the config keys of segmentation.unet that change what is learned. tests/unit/test_unet_checkpoint.py checks
+# that the shipped checkpoint recorded the values config/train-unet.yaml gives.
+TRAINING_KEYS = ("training_cohort", "epochs", "steps_per_epoch", "batch_size", "patch_size", "learning_rate")
+
 
 def load_subject(inp: dict, k: int, voxel_mm: float):
     """Tissue maps {pd, t1_ms, t2_ms} and U-Net target labels of the k-th training subject, on one grid."""
@@ -59,6 +64,7 @@ def main(inp: dict, out: dict, params: dict, device="auto", threads=1, log=None)
     model, history = unet.train(
         epoch_images(1), [data[k][1] for k in training], network_config=unet.NETWORK, epochs=settings["epochs"],
         batch_size=settings["batch_size"], patch_size=settings["patch_size"], lr=settings["learning_rate"],
+        steps_per_epoch=settings["steps_per_epoch"],
         seed=seeding.derive_seed(seed, "unet", "train_unet"), device=dev, validation=study_pairs,
         resynthesize=epoch_images, log=logger)
     held_out = contrast.draw_sequence(seeding.rng(seed, "unet", "held_out_family"), contrast.HELD_OUT_FAMILY)
@@ -68,12 +74,12 @@ def main(inp: dict, out: dict, params: dict, device="auto", threads=1, log=None)
                 {UNET_CLASSES[label]: round(value, 3) for label, value in held_out_dice.items()})
     epochs = [{k: v for k, v in record.items() if k != "seconds"} for record in history]  # outputs hold no times
     metadata = {**unet.checked_metadata(params["voxel_mm"]),
-                "training": {**{k: settings[k] for k in ("training_cohort", "epochs", "batch_size", "patch_size",
-                                                          "learning_rate")},
+                "training": {**{k: settings[k] for k in TRAINING_KEYS},
                              "validation_subjects": [subjects[k] for k in validation], "mri": params["mri"]},
                 "code": params["library"], "history": epochs,
                 "held_out_family": {"sequence": held_out, "dice": held_out_dice}}
     digest = unet.save_checkpoint(out["checkpoint"], model, metadata)
+    io.write_json(out["metadata"], {**metadata, "state_sha256": digest})  # readable without torch (parse time)
     rows = [{"epoch": r["epoch"], "loss": r["loss"],
              **{f"dice_{UNET_CLASSES[label]}": value for label, value in r["dice"].items()}} for r in history]
     io.write_tsv(out["history"], pd.DataFrame(rows))

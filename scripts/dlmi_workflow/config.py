@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 from pathlib import Path
 
@@ -119,6 +120,24 @@ def _check_training_cohort(config: dict, subjects) -> None:
         raise ConfigError(f"config keys '{key}.label_prefix' and 'cohort.n_subjects': training subject "
                           f"{shared[0]} is also a study subject ({len(shared)} shared); the U-Net must be "
                           "trained on other subjects")
+
+
+def checkpoint_misfit(checkpoint, voxel_mm: float) -> str | None:
+    """Why a U-Net checkpoint cannot segment a study on `voxel_mm` isotropic voxels, from the metadata sidecar
+    that `train_unet` writes beside it (<checkpoint>.json, read without torch at parse time); None when the
+    voxel sizes agree or there is no sidecar (the job's own check, `dlmi.segment.unet.load_checkpoint`,
+    then decides)."""
+    sidecar = Path(checkpoint).with_suffix(".json")
+    if not sidecar.is_file():
+        return None
+    try:
+        recorded = json.loads(sidecar.read_text())["voxel_size_mm"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"{sidecar}: not a readable U-Net checkpoint sidecar ({type(err).__name__}: {err})") from None
+    if recorded != [float(voxel_mm)] * 3:
+        return (f"{checkpoint} was trained on {recorded} mm voxels and anatomy.voxel_mm is {voxel_mm}: train a "
+                "U-Net for this grid (segmentation.unet.train: true) or set segmentation.unet.checkpoint")
+    return None
 
 
 def _check_t1_weighted(mri: dict) -> None:

@@ -19,8 +19,10 @@ def default(repo):
     return load_yaml(repo / "config/config.yaml")
 
 
-def test_default_and_tiny_configs_are_valid(repo, schema):
-    for name in ("config.yaml", "tiny.yaml", "train-unet.yaml"):
+def test_every_named_config_is_valid(repo, schema):
+    names = sorted(path.name for path in (repo / "config").glob("*.yaml"))
+    assert {"config.yaml", "tiny.yaml", "train-unet.yaml", "full.yaml"} <= set(names)
+    for name in names:
         config = load_config(repo / "config" / name, repo / "workflow/schemas/config.schema.yaml")
         assert config["cohort"]["n_subjects"] >= 1
 

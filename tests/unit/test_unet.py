@@ -264,3 +264,9 @@ def test_metadata_is_plain_json(trained, tmp_path):
     unet.save_checkpoint(path, trained[0], metadata(training={"patch": (24, 24, 24)}))
     _, recorded = unet.load_checkpoint(path, metadata())
     assert json.loads(json.dumps(recorded)) == recorded and recorded["training"]["patch"] == [24, 24, 24]
+
+
+def test_the_learning_rate_decays_polynomially_to_a_small_last_step():
+    lrs = [unet.poly_learning_rate(1e-3, epoch, 10) for epoch in range(1, 11)]
+    assert lrs[0] == 1e-3 and lrs == sorted(lrs, reverse=True) and len(set(lrs)) == 10
+    assert lrs[-1] == pytest.approx(1e-3 * 0.1 ** 0.9, rel=1e-12)  # (1 - 9/10) ** 0.9 of the initial rate

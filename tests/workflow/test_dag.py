@@ -1,6 +1,8 @@
 """Dry-run planning: every stage is in the DAG with the expected number of jobs."""
+import json
+
 import pytest
-from conftest import snakemake
+from conftest import REPO, snakemake
 
 from dlmi_workflow.snakemake_interface import job_counts, listed_jobs
 
@@ -8,7 +10,7 @@ PER_SUBJECT = [
     "simulate_anatomy", "simulate_mri", "simulate_ct", "simulate_pet",
     "reconstruct_mri", "reconstruct_ct", "reconstruct_pet",
     "register_t1", "register_pet", "segment_t1", "extract_features", "assess_quality",
-]
+]  # and segment_unet once a U-Net checkpoint is shipped (resources/unet/unet.pt)
 ONCE = ["build_template", "make_participants", "gather_features", "train_models", "gather_quality",
         "describe_dataset", "all"]
 
@@ -17,8 +19,42 @@ ONCE = ["build_template", "make_participants", "gather_features", "train_models"
 def test_dry_run_has_every_stage(tmp_path, n_subjects):
     result = snakemake(tmp_path, "--dry-run", "--cores", "2", configs=[{"cohort": {"n_subjects": n_subjects}}])
     counts = job_counts(result.stdout + result.stderr)
-    expected = dict.fromkeys(PER_SUBJECT, n_subjects) | dict.fromkeys(ONCE, 1) | {"qc_figure": 7}
+    shipped = (REPO / "resources" / "unet" / "unet.pt").exists()
+    expected = (dict.fromkeys(PER_SUBJECT + ["segment_unet"] * shipped, n_subjects) | dict.fromkeys(ONCE, 1)
+                | {"qc_figure": 7 + shipped})
     assert counts == expected
+
+
+def test_without_a_checkpoint_the_study_runs_the_atlas_method_only(tmp_path):
+    result = snakemake(tmp_path, "--dry-run", "--cores", "2", configs=[{
+        "cohort": {"n_subjects": 3}, "segmentation": {"unet": {"checkpoint": str(tmp_path / "missing.pt")}}}])
+    counts = job_counts(result.stdout + result.stderr)
+    assert "segment_unet" not in counts and counts["segment_t1"] == 3 and counts["qc_figure"] == 7
+
+
+def fake_checkpoint(folder, voxel_mm):
+    """A checkpoint file and the metadata sidecar train_unet writes beside it (only the sidecar is read at
+    parse time)."""
+    (folder / "unet.pt").write_bytes(b"not read at parse time")
+    (folder / "unet.json").write_text(json.dumps({"voxel_size_mm": [voxel_mm] * 3}))
+    return str(folder / "unet.pt")
+
+
+def test_a_checkpoint_for_another_voxel_size_is_left_out_with_a_warning(tmp_path):
+    checkpoint = fake_checkpoint(tmp_path, 4.0)
+    result = snakemake(tmp_path, "--dry-run", "--cores", "2", configs=[{
+        "cohort": {"n_subjects": 3}, "segmentation": {"unet": {"checkpoint": checkpoint}}}])
+    output = result.stdout + result.stderr
+    assert "segment_unet" not in job_counts(output)
+    assert "the U-Net does not segment this study" in output and "anatomy.voxel_mm is 2.0" in output
+
+
+def test_the_unet_method_with_a_checkpoint_for_another_voxel_size_stops_at_parse_time(tmp_path):
+    checkpoint = fake_checkpoint(tmp_path, 4.0)
+    result = snakemake(tmp_path, "--dry-run", check=False, configs=[{
+        "segmentation": {"method": "unet", "unet": {"checkpoint": checkpoint}}}])
+    assert result.returncode != 0
+    assert "trained on [4.0, 4.0, 4.0] mm voxels and anatomy.voxel_mm is 2.0" in result.stdout + result.stderr
 
 
 def test_the_unet_trained_in_the_study_adds_its_cohort_training_and_inference(tmp_path):

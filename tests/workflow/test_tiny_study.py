@@ -1,4 +1,6 @@
 """A tiny end-to-end study (config/tiny.yaml): every output, table and figure, checked for content."""
+import json
+
 import pandas as pd
 import pytest
 
@@ -70,6 +72,11 @@ def test_unet_training_smoke(tiny_study):
     assert list(history.epoch) == [1, 2] and (history.loss > 0).all()
     assert {f"dice_{name}" for name in ("csf", "gm", "wm", "hippocampus_L", "ventricle_R")} <= set(history.columns)
     assert (unet_dir / "unet.pt").stat().st_size > 1_000_000 and (unet_dir / "training.png").stat().st_size > 0
+    from dlmi.segment import unet  # the metadata sidecar read at parse time is the checkpoint's own metadata
+
+    _, metadata = unet.load_checkpoint(unet_dir / "unet.pt", unet.checked_metadata(4.0))
+    assert json.loads((unet_dir / "unet.json").read_text()) == metadata
+    assert metadata["training"]["steps_per_epoch"] is None and len(metadata["history"]) == 2
 
 
 def test_rerun_has_nothing_to_do(tiny_study):

@@ -18,6 +18,7 @@ import dlmi_workflow.sources
 import dlmi_workflow.snakemake_interface
 from dlmi.sim.cohort import draw_participant, from_config
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.scheduling.job_scheduler import JobScheduler
 
 dlmi_workflow.sources.export_to_jobs(SCRIPTS)
@@ -54,13 +55,25 @@ UNET_CHECKPOINT = (
     if UNET["train"]
     else os.path.normpath(os.path.join(workflow.basedir, "..", UNET["checkpoint"]))
 )
-# The U-Net segments the study when it is trained here or its checkpoint exists; the atlas method needs neither.
+# The U-Net segments the study when it is trained here, or its checkpoint exists and was trained for the study's
+# voxel size (its metadata sidecar says so); the atlas method needs neither.
 UNET_READY = UNET["train"] or os.path.exists(UNET_CHECKPOINT)
-if config["segmentation"]["method"] == "unet" and not UNET_READY:
-    raise WorkflowError(
-        f"segmentation.method: unet needs a checkpoint, and segmentation.unet.checkpoint ({UNET_CHECKPOINT}) "
-        "does not exist: train one with `make train-unet`, or set segmentation.unet.train: true"
-    )
+UNET_MISFIT = (
+    None
+    if UNET["train"]
+    else dlmi_workflow.config.checkpoint_misfit(UNET_CHECKPOINT, config["anatomy"]["voxel_mm"])
+)
+if config["segmentation"]["method"] == "unet":
+    if not UNET_READY:
+        raise WorkflowError(
+            f"segmentation.method: unet needs a checkpoint, and segmentation.unet.checkpoint ({UNET_CHECKPOINT}) "
+            "does not exist: train one with `make train-unet`, or set segmentation.unet.train: true"
+        )
+    if UNET_MISFIT:
+        raise WorkflowError(f"segmentation.method: unet: {UNET_MISFIT}")
+elif UNET_READY and UNET_MISFIT:
+    logger.warning(f"the U-Net does not segment this study (atlas method only): {UNET_MISFIT}")
+    UNET_READY = False
 
 
 def training_effects(wildcards):

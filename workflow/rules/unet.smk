@@ -43,6 +43,7 @@ rule train_unet:
         },
     output:
         checkpoint=f"{TRAINING}/unet/unet.pt",
+        metadata=f"{TRAINING}/unet/unet.json",
         history=report(f"{TRAINING}/unet/history.tsv", caption="../report/unet.rst", category="U-Net"),
         figure=report(f"{TRAINING}/unet/training.png", caption="../report/unet.rst", category="U-Net"),
     log:

@@ -48,6 +48,9 @@ CHECKED_KEYS = ("labels", "network", "voxel_size_mm", "normalization")
 # The intensity normalisation `normalize_intensity` applies, as a checkpoint records it.
 NORMALIZATION = {"method": "zscore", "percentiles": [0.5, 99.5]}
 
+# Exponent of the polynomial learning-rate decay (`poly_learning_rate`), nnU-Net's.
+POLY_POWER = 0.9
+
 # The network the workflow trains and ships (`build_network` arguments): 605,817 parameters, 2.4 MB.
 NETWORK = {"n_classes": len(UNET_LABELS), "channels": [16, 32, 64, 128], "strides": [2, 2, 2], "num_res_units": 1,
            "dropout": 0.0}
@@ -240,7 +243,7 @@ def train(
     network_config : keyword arguments of `build_network` (n_classes, channels, strides, num_res_units, dropout).
     epochs, batch_size : `steps_per_epoch` Adam steps of `batch_size` patches per epoch.
     patch_size : (3,) patch side in voxels, multiples of the product of the strides, at most the image size.
-    lr : Adam's learning rate.
+    lr : Adam's initial learning rate; epoch e (from 1) trains at lr * (1 - (e - 1) / epochs) ** POLY_POWER.
     seed : seeds the weight initialisation, dropout and the patch draws.
     device : "cpu" or "cuda" (or a torch.device).
     steps_per_epoch : default ceil(len(images) / batch_size), one patch per image per epoch on average.
@@ -258,7 +261,9 @@ def train(
 
     Notes
     -----
-    Loss: MONAI's DiceCELoss (softmax, one-hot targets, Dice and cross-entropy weighted equally). Deterministic
+    Loss: MONAI's DiceCELoss (softmax, one-hot targets, Dice and cross-entropy weighted equally). Learning
+    rate: the polynomial decay of nnU-Net (Isensee et al. 2021, Nat Methods 18:203), stepped per epoch, so
+    the last epochs refine with small steps. Deterministic
     on the CPU given the seed: torch's global generators are seeded inside `torch.random.fork_rng` (the caller's
     state is restored), the patches come from a torch.Generator seeded with `seed`, and
     `torch.use_deterministic_algorithms(True)` is on during training (restored afterwards). Bit-identical
@@ -285,6 +290,8 @@ def train(
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
+            for group in optimizer.param_groups:
+                group["lr"] = poly_learning_rate(lr, epoch, epochs)
             if resynthesize is not None and epoch > 1:
                 sampler.images = _as_tensors(resynthesize(epoch), tgts)
             model.train()
@@ -306,6 +313,11 @@ def train(
             log.info("epoch %d/%d: loss %.4f%s (%.1f s)", epoch, epochs, record["loss"], mean_dice, record["seconds"])
     model.eval()
     return model, history
+
+
+def poly_learning_rate(lr: float, epoch: int, epochs: int) -> float:
+    """The learning rate of epoch `epoch` (1 .. epochs): lr * (1 - (epoch - 1) / epochs) ** POLY_POWER."""
+    return float(lr) * (1.0 - (epoch - 1) / epochs) ** POLY_POWER
 
 
 def validation_dice(
