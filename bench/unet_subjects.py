@@ -50,11 +50,8 @@ def subject(folder: pathlib.Path, label: str, config: dict, template_files: dict
     """Truth maps and the reconstructed T1w of one subject (a training-cohort subject if `training`), and the
     seed its MRI noise is drawn from. Returns file paths by name (TRUTH, "t1w") and "seed"."""
     folder.mkdir(parents=True, exist_ok=True)
-    if training:
-        draws = {"seed": config["segmentation"]["unet"]["training_cohort"]["seed"]}
-    else:
-        draws = {"seed": config["cohort"]["seed"]}
-    draws.update({k: config["cohort"][k] for k in ("ad_fraction", "age_range")})
+    seed = config["segmentation"]["unet"]["training_cohort"]["seed"] if training else config["cohort"]["seed"]
+    draws = {"seed": seed, **{k: config["cohort"][k] for k in ("ad_fraction", "age_range")}}
     group = cohort.draw_participant(draws["seed"], label, cohort.from_config(draws))["group"]
     effects = config["anatomy"]["effects"] if group == "AD" else None
     files = {name: folder / f"truth_{name}.nii.gz" for name in TRUTH}

@@ -17,6 +17,11 @@ from dlmi_workflow import runlog
 TRAINING_KEYS = ("training_cohort", "epochs", "steps_per_epoch", "batch_size", "patch_size", "learning_rate")
 
 
+def validation_subjects(subjects: list[str]) -> list[str]:
+    """The training subjects held out for validation: the last sixth, at least one."""
+    return subjects[len(subjects) - max(1, len(subjects) // 6):]
+
+
 def load_subject(inp: dict, k: int, voxel_mm: float):
     """Tissue maps {pd, t1_ms, t2_ms} and U-Net target labels of the k-th training subject, on one grid."""
     reference = inp["pdmap"][k]
@@ -48,7 +53,7 @@ def main(inp: dict, out: dict, params: dict, device="auto", threads=1, log=None)
     set_threads(threads)
     dev = pick_device(device)
     settings, subjects, seed = params["unet"], params["subjects"], params["seed"]
-    n_validation = max(1, len(subjects) // 6)
+    n_validation = len(validation_subjects(subjects))
     if len(subjects) - n_validation < 1:
         raise io.InputError("segmentation.unet.training_cohort.n_subjects: at least 2 subjects are needed "
                             "(one to train on, one to validate)")

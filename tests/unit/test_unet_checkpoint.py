@@ -50,7 +50,7 @@ def test_the_shipped_checkpoint_records_what_the_training_rule_uses(training_con
     subjects = training_subjects(training_config)
     assert metadata["training"] == {
         **{key: settings[key] for key in train_unet.TRAINING_KEYS},
-        "validation_subjects": subjects[len(subjects) - max(1, len(subjects) // 6):],
+        "validation_subjects": train_unet.validation_subjects(subjects),
         "mri": training_config["acquisition"]["mri"],
     }
     assert json.loads(unet_subjects.CHECKPOINT.with_suffix(".json").read_text()) == metadata  # the sidecar
