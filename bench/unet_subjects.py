@@ -20,7 +20,7 @@ from snakemake.utils import update_config
 
 from dlmi import io, seeding
 from dlmi.analysis import metrics
-from dlmi.labels import BRAIN_CLASSES, TISSUE_LABELS, UNET_CLASSES, UNET_LABELS
+from dlmi.labels import BRAIN_CLASSES, TISSUE_LABELS, UNET_CLASSES, UNET_LABELS, unet_targets, unet_to_tissue
 from dlmi.segment import unet
 from dlmi.sim import cohort, contrast
 from dlmi_workflow.config import load_yaml, validate
@@ -56,8 +56,9 @@ def subject(folder: pathlib.Path, label: str, config: dict, template_files: dict
     effects = config["anatomy"]["effects"] if group == "AD" else None
     files = {name: folder / f"truth_{name}.nii.gz" for name in TRUTH}
     if training:
-        simulate_training_subject.main(template_files, {**files, "sidecar": folder / "anatomy.json"}, label, draws,
-                                       effects, config["anatomy"]["voxel_mm"])
+        extra = {"fractions": folder / "truth_fractions.nii.gz", "sidecar": folder / "anatomy.json"}
+        simulate_training_subject.main(template_files, {**files, **extra}, label, draws, effects,
+                                       config["anatomy"]["voxel_mm"])
     else:
         extra = {"ct": folder / "ct.nii.gz", "fdg": folder / "fdg.nii.gz", "motion": folder / "motion.json",
                  "sidecar": folder / "anatomy.json"}
@@ -72,8 +73,7 @@ def subject(folder: pathlib.Path, label: str, config: dict, template_files: dict
 def segment(folder: pathlib.Path, t1w, config: dict, checkpoint=CHECKPOINT, device: str = "cpu") -> pathlib.Path:
     """segment_unet on `t1w`; returns the label map's path."""
     out = {"probseg": folder / "unet_probseg.nii.gz", "dseg": folder / "unet_dseg.nii.gz"}
-    settings = {"patch_size": config["segmentation"]["unet"]["patch_size"], "voxel_mm": config["anatomy"]["voxel_mm"]}
-    segment_unet.main(t1w, checkpoint, out, settings, device, 1)
+    segment_unet.main(t1w, checkpoint, out, {"voxel_mm": config["anatomy"]["voxel_mm"]}, device, 1)
     return out["dseg"]
 
 
@@ -90,8 +90,8 @@ def scores(key: str, files: dict, dseg, voxel_mm: float, checkpoint=CHECKPOINT, 
     hippocampi together, both ventricles together, WM and CSF; the lowest tissue Dice in one PD-weighted image
     (the held-out family, Rician noise at SNR 30; sequence and noise drawn from `key`); the lowest Dice per label
     between the labels of the left-right flipped T1w and the flipped, side-swapped labels."""
-    target = unet.target_labels(io.load_nifti(files["tissue"], dtype=np.uint8)[0],
-                                io.load_nifti(files["regions"], dtype=np.uint8)[0])
+    target = unet_targets(io.load_nifti(files["tissue"], dtype=np.uint8)[0],
+                          io.load_nifti(files["regions"], dtype=np.uint8)[0])
     found = io.load_nifti(dseg, dtype=np.uint8)[0]
     out = {f"dice_{name}": metrics.dice(found == UNET_LABELS[name], target == UNET_LABELS[name])
            for name in UNET_CLASSES[1:]}
@@ -100,7 +100,7 @@ def scores(key: str, files: dict, dseg, voxel_mm: float, checkpoint=CHECKPOINT, 
         ids = [UNET_LABELS[k] for k in labels]
         out[f"volume_error_{name}"] = metrics.volume_error_percent(float(np.isin(found, ids).sum()),
                                                                    float(np.isin(target, ids).sum()))
-    found_tissue, true_tissue = unet.tissue_labels(found), unet.tissue_labels(target)
+    found_tissue, true_tissue = unet_to_tissue(found), unet_to_tissue(target)
     for name in ("wm", "csf"):
         k = TISSUE_LABELS[name]
         out[f"volume_error_{name}"] = metrics.volume_error_percent(float((found_tissue == k).sum()),
@@ -113,7 +113,7 @@ def scores(key: str, files: dict, dseg, voxel_mm: float, checkpoint=CHECKPOINT, 
     sequence = contrast.draw_sequence(rng, contrast.HELD_OUT_FAMILY)
     image = contrast.add_noise(contrast.synthesize(maps["pd"], maps["t1_ms"], maps["t2_ms"], sequence), rng, 30.0)
     _, held_out = unet.infer(model, unet.normalize_intensity(image.numpy()), patch_size=patch, device=device)
-    held_out_tissue = unet.tissue_labels(held_out)
+    held_out_tissue = unet_to_tissue(held_out)
     out["held_out_tissue_dice"] = min(metrics.dice(held_out_tissue == TISSUE_LABELS[name],
                                                    true_tissue == TISSUE_LABELS[name]) for name in BRAIN_CLASSES)
     t1w, affine = io.load_nifti(files["t1w"])

@@ -6,9 +6,8 @@ import pandas as pd
 
 from dlmi import io
 from dlmi.analysis import features, metrics
-from dlmi.labels import BRAIN_CLASSES, REGIONS, TISSUE_LABELS, UNET_LABELS, UNET_REGIONS
+from dlmi.labels import BRAIN_CLASSES, REGIONS, TISSUE_LABELS, UNET_LABELS, UNET_REGIONS, unet_to_tissue
 from dlmi.register import itk, svf
-from dlmi.segment import unet
 from dlmi.spatial import grid, resampling
 from dlmi_workflow import runlog
 
@@ -73,7 +72,7 @@ def segmentation_rows(inp):
     if "unet" in inp:
         found, unet_affine = io.load_nifti(inp["unet"], dtype=np.uint8)
         io.check_same_grid(inp["unet"], found.shape, unet_affine, inp["truth_tissue"], truth_tissue.shape, affine)
-        found_tissue = unet.tissue_labels(found)
+        found_tissue = unet_to_tissue(found)
         for name in BRAIN_CLASSES:
             k = TISSUE_LABELS[name]
             rows.append(structure_row("unet", name, found_tissue == k, truth_tissue == k, spacing, voxel_ml))

@@ -12,7 +12,7 @@ def main(out: dict, voxel_mm: float, mri_params: dict, log=None):
     logger = runlog.start(log, "build_template")
     template = anatomy.build_template(voxel_mm)
     maps = {k: torch.from_numpy(v) for k, v in anatomy.property_maps(template.fractions).items()}
-    t1w = mri.t1_weighted_signal(maps["pd"], maps["t1_ms"], maps["t2_ms"], mri_params)
+    t1w = mri.sequence_signal(maps["pd"], maps["t1_ms"], maps["t2_ms"], mri_params)
     io.save_nifti(out["t1w"], t1w.numpy(), template.affine)
     io.save_nifti(out["fractions"], np.moveaxis(template.fractions, 0, -1), template.affine)
     io.save_nifti(out["tissue"], template.tissue, template.affine, dtype=np.uint8)

@@ -15,8 +15,8 @@ def main(t1w_path, checkpoint_path, out: dict, params: dict, device="auto", thre
     dev = pick_device(device)
     image, affine = io.load_nifti(t1w_path)
     model, metadata = unet.load_checkpoint(checkpoint_path, unet.checked_metadata(params["voxel_mm"]))
-    probabilities, labels = unet.infer(model.to(dev), unet.normalize_intensity(image),
-                                       patch_size=params["patch_size"], device=dev)
+    patch = metadata["training"]["patch_size"]  # the window the network was trained on
+    probabilities, labels = unet.infer(model.to(dev), unet.normalize_intensity(image), patch_size=patch, device=dev)
     io.save_nifti(out["probseg"], np.moveaxis(probabilities, 0, -1), affine)
     io.save_nifti(out["dseg"], labels, affine, dtype=np.uint8)
     voxel_ml = abs(np.linalg.det(affine[:3, :3])) / 1000.0

@@ -16,7 +16,7 @@ def main(inp, out, subject, seed, params, device="auto", threads=1, log=None):
     for name in ("pdmap", "t1map", "t2map"):
         data, affine = io.load_nifti(inp[name])
         maps[name] = torch.from_numpy(data).to(dev)
-    image = mri.t1_weighted_signal(maps["pdmap"], maps["t1map"], maps["t2map"], params)
+    image = mri.sequence_signal(maps["pdmap"], maps["t1map"], maps["t2map"], params)
     voxel_mm = np.abs(np.diag(affine)[:3]).tolist()
     sens = mri.coil_sensitivities(tuple(image.shape), params["n_coils"], voxel_mm=voxel_mm, device=dev)
     generator = torch.Generator(dev).manual_seed(seeding.derive_seed(seed, subject, "simulate_mri"))

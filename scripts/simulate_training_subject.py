@@ -1,5 +1,5 @@
-"""Rule simulate_training_subject: one subject of the U-Net's training cohort: its tissue maps (T1, T2, PD)
-and true labels, drawn like a study subject but from the training cohort's own seed and label."""
+"""Rule simulate_training_subject: one subject of the U-Net's training cohort: its tissue maps (T1, T2, PD),
+partial-volume tissue fractions (4-D, one volume per class of resources/tissue_dseg.tsv) and true labels, drawn like a study subject but from the training cohort's own seed and label."""
 import numpy as np
 
 from dlmi import io, seeding
@@ -18,6 +18,7 @@ def main(inp: dict, out: dict, subject: str, cohort_params: dict, effects: dict 
                                      rng=seeding.rng(design.seed, subject, "anatomy"), age_effects=design.age_effects)
     for key, name in (("t1_ms", "t1map"), ("t2_ms", "t2map"), ("pd", "pdmap")):
         io.save_nifti(out[name], truth[key], truth["affine"])
+    io.save_nifti(out["fractions"], np.moveaxis(truth["fractions"], 0, -1), truth["affine"])
     io.save_nifti(out["tissue"], truth["tissue"], truth["affine"], dtype=np.uint8)
     io.save_nifti(out["regions"], truth["regions"], truth["affine"], dtype=np.uint8)
     io.write_json(out["sidecar"], {"participant": participant, "applied_effects": truth["applied"],

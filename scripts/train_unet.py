@@ -6,7 +6,7 @@ import pandas as pd
 
 from dlmi import figures, io, seeding
 from dlmi.device import pick_device, set_threads
-from dlmi.labels import UNET_CLASSES
+from dlmi.labels import UNET_CLASSES, UNET_MIRROR, unet_targets
 from dlmi.segment import unet
 from dlmi.sim import contrast
 from dlmi_workflow import runlog
@@ -14,7 +14,8 @@ from dlmi_workflow import runlog
 # The settings a checkpoint records under "training" (besides validation subjects and the MRI sequence):
 # the config keys of segmentation.unet that change what is learned. tests/unit/test_unet_checkpoint.py checks
 # that the shipped checkpoint recorded the values config/train-unet.yaml gives.
-TRAINING_KEYS = ("training_cohort", "epochs", "steps_per_epoch", "batch_size", "patch_size", "learning_rate")
+TRAINING_KEYS = ("training_cohort", "epochs", "steps_per_epoch", "batch_size", "patch_size", "learning_rate",
+                 "random_tissue_probability", "mirror")
 
 
 def validation_subjects(subjects: list[str]) -> list[str]:
@@ -23,7 +24,8 @@ def validation_subjects(subjects: list[str]) -> list[str]:
 
 
 def load_subject(inp: dict, k: int, voxel_mm: float):
-    """Tissue maps {pd, t1_ms, t2_ms} and U-Net target labels of the k-th training subject, on one grid."""
+    """Tissue maps {pd, t1_ms, t2_ms, fractions ((6, X, Y, Z), TISSUES order)} and U-Net target labels of the
+    k-th training subject, on one grid."""
     reference = inp["pdmap"][k]
     pd, affine = io.load_nifti(reference)
     if not np.allclose(np.diag(affine)[:3], voxel_mm):
@@ -34,12 +36,16 @@ def load_subject(inp: dict, k: int, voxel_mm: float):
         path = inp[name][k]
         maps[key], grid = io.load_nifti(path, dtype=dtype)
         io.check_same_grid(path, maps[key].shape, grid, reference, pd.shape, affine, what="map")
-    return maps, unet.target_labels(maps.pop("tissue"), maps.pop("regions"))
+    fractions, grid = io.load_nifti(inp["fractions"][k], ndim=4)
+    io.check_same_grid(inp["fractions"][k], fractions.shape[:3], grid, reference, pd.shape, affine, what="map")
+    maps["fractions"] = np.moveaxis(fractions, -1, 0)
+    return maps, unet_targets(maps.pop("tissue"), maps.pop("regions"))
 
 
-def augmented(maps: dict, seed: int, subject: str, epoch: int) -> np.ndarray:
+def augmented(maps: dict, seed: int, subject: str, epoch: int, random_tissue_probability: float) -> np.ndarray:
     """One randomised contrast of a training subject for one epoch, normalised as the network sees it."""
-    image, _ = contrast.augmented_image(maps, seeding.rng(seed, subject, f"contrast_epoch{epoch}"))
+    image, _ = contrast.augmented_image(maps, seeding.rng(seed, subject, f"contrast_epoch{epoch}"),
+                                        random_tissue_probability=random_tissue_probability)
     return unet.normalize_intensity(image.numpy())
 
 
@@ -64,14 +70,15 @@ def main(inp: dict, out: dict, params: dict, device="auto", threads=1, log=None)
     study_pairs = [(fixed_contrast(data[k][0], params["mri"]), data[k][1]) for k in validation]
 
     def epoch_images(epoch):
-        return [augmented(data[k][0], seed, subjects[k], epoch) for k in training]
+        return [augmented(data[k][0], seed, subjects[k], epoch, settings["random_tissue_probability"])
+                for k in training]
 
     model, history = unet.train(
         epoch_images(1), [data[k][1] for k in training], network_config=unet.NETWORK, epochs=settings["epochs"],
         batch_size=settings["batch_size"], patch_size=settings["patch_size"], lr=settings["learning_rate"],
         steps_per_epoch=settings["steps_per_epoch"],
         seed=seeding.derive_seed(seed, "unet", "train_unet"), device=dev, validation=study_pairs,
-        resynthesize=epoch_images, log=logger)
+        resynthesize=epoch_images, mirror=UNET_MIRROR if settings["mirror"] else None, log=logger)
     held_out = contrast.draw_sequence(seeding.rng(seed, "unet", "held_out_family"), contrast.HELD_OUT_FAMILY)
     held_out_pairs = [(fixed_contrast(data[k][0], held_out), data[k][1]) for k in validation]
     held_out_dice = unet.validation_dice(model, held_out_pairs, patch_size=settings["patch_size"], device=dev)

@@ -7,6 +7,8 @@ quality tables. `dseg_table` writes them as BIDS lookup tables (`resources/*_dse
 """
 from __future__ import annotations
 
+import numpy as np
+
 # Tissue classes of the simulated head; the label of a class is its index (background is 0).
 TISSUES = ("background", "csf", "gm", "wm", "scalp", "bone")
 TISSUE_LABELS = {name: label for label, name in enumerate(TISSUES)}
@@ -39,6 +41,49 @@ REFERENCE_REGION = "cerebellum"  # SUVR reference (FDG uptake spared in AD)
 UNET_REGIONS = ("hippocampus_L", "hippocampus_R", "ventricle_L", "ventricle_R")
 UNET_CLASSES = (TISSUES[BACKGROUND], *BRAIN_CLASSES, *UNET_REGIONS)
 UNET_LABELS = {name: label for label, name in enumerate(UNET_CLASSES)}
+# The U-Net label of each U-Net label in a left-right mirrored image (index = label): left and right swap.
+UNET_MIRROR = tuple(
+    UNET_LABELS[name[:-1] + {"L": "R", "R": "L"}[name[-1]] if name[-2:] in ("_L", "_R") else name]
+    for name in UNET_CLASSES
+)
+
+def unet_targets(tissue: np.ndarray, regions: np.ndarray) -> np.ndarray:
+    """The U-Net's target label map from a tissue label map and a region map of the same grid.
+
+    Parameters
+    ----------
+    tissue : (X, Y, Z) integer array of `TISSUE_LABELS`.
+    regions : (X, Y, Z) integer array of `REGIONS`.
+
+    Returns
+    -------
+    (X, Y, Z) uint8 array of `UNET_LABELS`: csf, gm and wm from the tissue map; the hippocampus and
+    ventricle regions (`UNET_REGIONS`) override the tissue class; background, scalp and bone are 0 (background),
+    also where a region label reaches them.
+    """
+    tissue, regions = np.asarray(tissue), np.asarray(regions)
+    if tissue.shape != regions.shape:
+        raise ValueError(f"tissue and region maps differ in shape: {tissue.shape} vs {regions.shape}")
+    out = np.zeros(tissue.shape, np.uint8)
+    for name in BRAIN_CLASSES:
+        out[tissue == TISSUE_LABELS[name]] = UNET_LABELS[name]
+    brain = out > 0
+    for name in UNET_REGIONS:
+        out[(regions == REGIONS[name]) & brain] = UNET_LABELS[name]
+    return out
+
+
+def unet_to_tissue(labels: np.ndarray) -> np.ndarray:
+    """The tissue label map (`TISSUE_LABELS`: 0, csf, gm, wm) of a U-Net label map: hippocampi back
+    into grey matter, ventricles into CSF (the inverse of `unet_targets` on the brain)."""
+    labels = np.asarray(labels)
+    out = np.zeros(labels.shape, np.uint8)
+    for name in BRAIN_CLASSES:
+        out[labels == UNET_LABELS[name]] = TISSUE_LABELS[name]
+    for name in UNET_REGIONS:
+        out[labels == UNET_LABELS[name]] = TISSUE_LABELS["gm" if name.startswith("hippocampus") else "csf"]
+    return out
+
 
 DSEG_TABLES = {"tissue": TISSUE_LABELS, "regions": REGIONS, "unet": UNET_LABELS}
 

@@ -159,7 +159,7 @@ def tissue_signals(mri: dict) -> np.ndarray:
     """Noise-free MRI signals (3,) of pure CSF, GM and WM (dlmi.labels.BRAIN_CLASSES order) for the sequence
     of `mri` (config key acquisition.mri: sequence, tr_ms, te_ms and, for inversion recovery, ti_ms).
 
-    The signal model of `dlmi.recon.mri.t1_weighted_signal`, in numpy so that checking a config imports no torch,
+    The signal model of `dlmi.recon.mri.sequence_signal`, in numpy so that checking a config imports no torch,
     with the relaxation times and proton densities of `dlmi.sim.anatomy.tissue_properties`.
     """
     from dlmi.labels import BRAIN_CLASSES, TISSUE_LABELS

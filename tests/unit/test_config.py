@@ -215,7 +215,7 @@ def test_a_label_prefix_must_be_a_label(schema, default):
     {"sequence": "inversion_recovery", "tr_ms": 2300.0, "te_ms": 3.0, "ti_ms": 900.0},
 ])
 def test_the_check_uses_the_signal_model_of_the_simulation(mri):
-    """tissue_signals (numpy, for a cheap config check) equals dlmi.recon.mri.t1_weighted_signal (torch), with
+    """tissue_signals (numpy, for a cheap config check) equals dlmi.recon.mri.sequence_signal (torch), with
     which simulate_mri makes the images, for pure CSF, GM and WM."""
     import torch
 
@@ -225,7 +225,7 @@ def test_the_check_uses_the_signal_model_of_the_simulation(mri):
 
     table, index = tissue_properties(), [TISSUE_LABELS[name] for name in BRAIN_CLASSES]
     pd, t1, t2 = (torch.as_tensor(table[key][index], dtype=torch.float64) for key in ("pd", "t1_ms", "t2_ms"))
-    np.testing.assert_allclose(tissue_signals(mri), mr.t1_weighted_signal(pd, t1, t2, mri).numpy(), rtol=1e-12)
+    np.testing.assert_allclose(tissue_signals(mri), mr.sequence_signal(pd, t1, t2, mri).numpy(), rtol=1e-12)
 
 
 def test_validating_a_config_imports_no_torch(repo):

@@ -10,8 +10,9 @@ from dlmi.sim import contrast
 from dlmi.sim.anatomy import property_maps, tissue_properties
 
 
-def tiny_maps(shape=(12, 10, 8)):
-    """Property maps of a small head: air around a box of CSF, GM, WM and GM slabs along the first axis."""
+def tiny_fractions(shape=(12, 10, 8)):
+    """Tissue fractions (6, X, Y, Z) of a small head: air around a box of CSF, GM, WM and GM slabs along the
+    first axis."""
     fractions = np.zeros((6, *shape), np.float32)
     fractions[TISSUE_LABELS["background"]] = 1.0
     layers = ["csf", "gm", "wm", "gm"]
@@ -19,7 +20,12 @@ def tiny_maps(shape=(12, 10, 8)):
         tissue = TISSUE_LABELS[layers[min((x - 2) * len(layers) // (shape[0] - 4), len(layers) - 1)]]
         fractions[:, x, 2:-2, 2:-2] = 0.0
         fractions[tissue, x, 2:-2, 2:-2] = 1.0
-    return property_maps(fractions)
+    return fractions
+
+
+def tiny_maps(shape=(12, 10, 8)):
+    """Property maps of `tiny_fractions`."""
+    return property_maps(tiny_fractions(shape))
 
 
 def test_the_held_out_family_is_a_family_and_not_a_training_one():
@@ -138,3 +144,47 @@ def test_numpy_and_torch_maps_give_the_same_image():
     from_torch, _ = contrast.augmented_image({k: torch.from_numpy(v) for k, v in maps.items()},
                                              np.random.default_rng(9))
     assert torch.equal(from_numpy, from_torch)
+
+
+def test_a_random_tissue_table_draws_every_tissue_but_air_within_its_ranges():
+    literature, rng = tissue_properties(), np.random.default_rng(4)
+    tables = [contrast.random_tissue_table(rng) for _ in range(200)]
+    for key, (low, high) in contrast.RANDOM_TISSUE_RANGES.items():
+        values = np.array([table[key] for table in tables])  # (200, 6)
+        assert np.all(values[:, 0] == literature[key][0])  # air: PD 0, no signal
+        assert np.all((values[:, 1:] >= low) & (values[:, 1:] <= high))
+        # each tissue's draws reach both ends of the range (within a tenth of it, on the log scale for T1, T2)
+        scale = np.log if key != "pd" else (lambda v: v)
+        span = scale(high) - scale(low)
+        assert np.all(scale(values[:, 1:].min(axis=0)) < scale(low) + 0.1 * span)
+        assert np.all(scale(values[:, 1:].max(axis=0)) > scale(high) - 0.1 * span)
+    for key in ("ct_hu", "fdg"):
+        assert all(np.array_equal(table[key], literature[key]) for table in tables)
+
+
+def test_random_tissue_tables_give_every_order_of_csf_gm_and_wm():
+    """With random tissues a training family is no longer tied to its order: over 300 draws of one sequence
+    family every one of the six orders of the pure CSF, GM and WM intensities occurs, and the literature's
+    tissues keep their family's order (probability 0 draws nothing more)."""
+    fractions = tiny_fractions()
+    maps = {**property_maps(fractions), "fractions": fractions}
+    centres = {name: (2 + 2 * k, 5, 4) for k, name in enumerate(("csf", "gm", "wm"))}  # one voxel per slab
+    rng, orders = np.random.default_rng(6), set()
+    for _ in range(300):
+        image, params = contrast.augmented_image(maps, rng, families=("t1w_se",), random_tissue_probability=1.0,
+                                                 snr_range=(1e6, 1e6), max_factor=1.0, bias_strength=0.0)
+        assert params["tissue_table"] is not None
+        values = {name: float(image[c]) for name, c in centres.items()}
+        orders.add(tuple(sorted(values, key=values.get)))
+    assert len(orders) == 6
+    plain, params = contrast.augmented_image(maps, np.random.default_rng(6), families=("t1w_se",))
+    again, _ = contrast.augmented_image(maps, np.random.default_rng(6), families=("t1w_se",),
+                                        random_tissue_probability=0.0)
+    assert params["tissue_table"] is None and torch.equal(plain, again)
+    values = {name: float(plain[c]) for name, c in centres.items()}
+    assert values["csf"] < values["gm"] < values["wm"]
+
+
+def test_a_random_tissue_table_needs_the_tissue_fractions():
+    with pytest.raises(ValueError, match="fractions"):
+        contrast.augmented_image(tiny_maps(), np.random.default_rng(0), random_tissue_probability=1.0)

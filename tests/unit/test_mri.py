@@ -98,9 +98,9 @@ def test_inversion_recovery_signal_hand_values_and_null_point():
     assert abs(null.item()) < 1e-12
 
 
-def test_t1_weighted_signal_dispatches_on_the_sequence():
+def test_sequence_signal_dispatches_on_the_sequence():
     args = (torch.tensor(0.8), torch.tensor(1820.0), torch.tensor(99.0))
-    se = mri.t1_weighted_signal(*args, {"sequence": "spin_echo", "tr_ms": 500.0, "te_ms": 15.0})
+    se = mri.sequence_signal(*args, {"sequence": "spin_echo", "tr_ms": 500.0, "te_ms": 15.0})
     assert se == mri.spin_echo_signal(*args, tr_ms=500.0, te_ms=15.0)
     with pytest.raises(ValueError, match=r"acquisition\.mri\.sequence"):
-        mri.t1_weighted_signal(*args, {"sequence": "flash", "tr_ms": 1.0, "te_ms": 1.0})
+        mri.sequence_signal(*args, {"sequence": "flash", "tr_ms": 1.0, "te_ms": 1.0})

@@ -13,7 +13,7 @@ from scipy import ndimage as ndi
 
 from dlmi.analysis import metrics
 from dlmi.io import InputError
-from dlmi.labels import REGIONS, TISSUE_LABELS, UNET_CLASSES, UNET_LABELS
+from dlmi.labels import UNET_CLASSES, UNET_LABELS
 from dlmi.segment import unet
 
 # Synthetic head: background, an outer CSF-like shell, a GM-like shell, a WM-like core and a CSF-bright
@@ -74,34 +74,6 @@ def metadata(**changes) -> dict:
         "training": {"epochs": 16, "seed": 0},
     }
     return {**base, **changes}
-
-
-def test_target_labels_take_regions_over_tissue_and_drop_the_head():
-    t, r = TISSUE_LABELS, REGIONS
-    tissue = np.array([[[t["background"], t["scalp"], t["bone"], t["csf"], t["gm"], t["wm"], t["csf"], t["gm"],
-                         t["gm"], t["csf"], t["scalp"]]]])
-    regions = np.array([[[0, 0, 0, 0, r["frontal"], r["deep_gm"], r["ventricle_L"], r["hippocampus_L"],
-                          r["hippocampus_R"], r["ventricle_R"], r["hippocampus_L"]]]])
-    u = UNET_LABELS
-    expected = [0, 0, 0, u["csf"], u["gm"], u["wm"], u["ventricle_L"], u["hippocampus_L"], u["hippocampus_R"],
-                u["ventricle_R"], 0]
-    got = unet.target_labels(tissue, regions)
-    assert got.dtype == np.uint8 and got[0, 0].tolist() == expected
-    with pytest.raises(ValueError, match="shape"):
-        unet.target_labels(tissue, regions[..., :3])
-
-
-def test_tissue_labels_undo_target_labels_on_the_brain():
-    rng = np.random.default_rng(3)
-    tissue = rng.integers(0, len(TISSUE_LABELS), (12, 10, 8)).astype(np.uint8)
-    regions = rng.integers(0, len(REGIONS), (12, 10, 8)).astype(np.uint8)
-    hippocampus = np.isin(regions, [REGIONS["hippocampus_L"], REGIONS["hippocampus_R"]])
-    ventricle = np.isin(regions, [REGIONS["ventricle_L"], REGIONS["ventricle_R"]])
-    brain = np.isin(tissue, [TISSUE_LABELS[name] for name in ("csf", "gm", "wm")])
-    expected = np.where(brain, tissue, 0)
-    expected[brain & hippocampus] = TISSUE_LABELS["gm"]
-    expected[brain & ventricle] = TISSUE_LABELS["csf"]
-    assert np.array_equal(unet.tissue_labels(unet.target_labels(tissue, regions)), expected)
 
 
 def test_normalize_intensity_is_a_robust_zscore_inside_the_mask():
@@ -253,10 +225,27 @@ def test_resynthesize_gives_each_later_epoch_its_own_images():
         unet.train(images, targets, epochs=2, resynthesize=lambda epoch: [image[:-8] for image in images], **kwargs)
 
 
+def test_mirroring_changes_what_is_learned_and_takes_only_a_permutation_of_the_labels():
+    """mirror: half the patches flipped left-right with their labels permuted. Even the identity permutation
+    changes the weights (the patches were flipped); a map that is not a permutation is refused."""
+    cohort = [phantom(s) for s in (1, 2)]
+    images, targets = [image for image, _ in cohort], [labels for _, labels in cohort]
+    kwargs = {"network_config": NETWORK, "batch_size": 2, "patch_size": PATCH, "lr": 0.01, "seed": 0,
+              "device": "cpu", "steps_per_epoch": 2, "epochs": 1}
+    plain, _ = unet.train(images, targets, **kwargs)
+    again, _ = unet.train(images, targets, mirror=None, **kwargs)
+    mirrored, _ = unet.train(images, targets, mirror=range(5), **kwargs)
+    assert unet.state_hash(plain.state_dict()) == unet.state_hash(again.state_dict())
+    assert unet.state_hash(plain.state_dict()) != unet.state_hash(mirrored.state_dict())
+    with pytest.raises(ValueError, match="not a permutation of the 5 labels"):
+        unet.train(images, targets, mirror=[0, 1, 1, 3, 4], **kwargs)
+
+
 def test_default_network_size():
-    """The shipped network (8 classes, channels 16..128): 605,817 parameters, a checkpoint of about 2.4 MB."""
-    model = unet.build_network(len(UNET_CLASSES))
-    assert sum(p.numel() for p in model.parameters()) == 605_817
+    """The shipped network (8 classes, five levels, channels 16..128): 1,759,100 parameters, about 7 MB."""
+    model = unet.build_network(**unet.NETWORK)
+    assert sum(p.numel() for p in model.parameters()) == 1_759_100
+    assert unet.build_network(len(UNET_CLASSES)).state_dict().keys() == model.state_dict().keys()
 
 
 def test_metadata_is_plain_json(trained, tmp_path):

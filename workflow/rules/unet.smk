@@ -14,6 +14,7 @@ rule simulate_training_subject:
         t1map=training_sub("anat", "desc-truth_T1map.nii.gz"),
         t2map=training_sub("anat", "desc-truth_T2map.nii.gz"),
         pdmap=training_sub("anat", "desc-truth_PDmap.nii.gz"),
+        fractions=training_sub("anat", "seg-tissue_desc-truth_probseg.nii.gz"),
         tissue=training_sub("anat", "seg-tissue_desc-truth_dseg.nii.gz"),
         regions=training_sub("anat", "seg-regions_desc-truth_dseg.nii.gz"),
         sidecar=training_sub("anat", "desc-truth_anatomy.json"),
@@ -39,7 +40,7 @@ rule train_unet:
     input:
         **{
             name: expand(getattr(rules.simulate_training_subject.output, name), subject=TRAINING_SUBJECTS)
-            for name in ("t1map", "t2map", "pdmap", "tissue", "regions")
+            for name in ("t1map", "t2map", "pdmap", "fractions", "tissue", "regions")
         },
     output:
         checkpoint=f"{TRAINING}/unet/unet.pt",
@@ -89,7 +90,7 @@ rule segment_unet:
         mem_mb=grid_mem(3000),
         runtime=10,
     params:
-        settings={"patch_size": UNET["patch_size"], "voxel_mm": config["anatomy"]["voxel_mm"]},
+        settings={"voxel_mm": config["anatomy"]["voxel_mm"]},
         device=UNET_DEVICE,
     script:
         "../../scripts/segment_unet.py"

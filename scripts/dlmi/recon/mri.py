@@ -56,8 +56,9 @@ def inversion_recovery_signal(pd, t1_ms, t2_ms, *, tr_ms: float, te_ms: float, t
     return pd * longitudinal.abs() * decay
 
 
-def t1_weighted_signal(pd, t1_ms, t2_ms, sequence: dict):
-    """The T1-weighted image of the configured sequence (config key acquisition.mri).
+def sequence_signal(pd, t1_ms, t2_ms, sequence: dict):
+    """The image of a spin-echo or inversion-recovery sequence, whatever its weighting (the study's
+    acquisition.mri, or a contrast family of `dlmi.sim.contrast`).
 
     sequence: {"sequence": "spin_echo" | "inversion_recovery", "tr_ms", "te_ms", and "ti_ms" for IR}.
     """

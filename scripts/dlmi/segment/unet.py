@@ -2,8 +2,7 @@
 
 The network, loss, sliding-window inference and metrics are MONAI's (`monai.networks.nets.UNet`,
 `DiceCELoss`, `sliding_window_inference`, `DiceMetric`, `compute_hausdorff_distance`); this module holds what
-MONAI leaves to its user: the training targets built from the simulator's label maps, intensity
-normalisation, seeded patch sampling, the training loop, and a checkpoint that records what the weights were
+MONAI leaves to its user: intensity normalisation, seeded patch sampling, the training loop, and a checkpoint that records what the weights were
 trained for and refuses to load for anything else.
 
 Classes are `dlmi.labels.UNET_CLASSES` (label = index): background, csf, gm, wm, hippocampus_L/R,
@@ -36,7 +35,7 @@ from monai.metrics import DiceMetric
 from monai.networks.nets import UNet
 
 from dlmi.io import InputError, atomic_write
-from dlmi.labels import BRAIN_CLASSES, REGIONS, TISSUE_LABELS, UNET_LABELS, UNET_REGIONS
+from dlmi.labels import UNET_LABELS
 
 LOG = logging.getLogger(__name__)
 
@@ -51,9 +50,12 @@ NORMALIZATION = {"method": "zscore", "percentiles": [0.5, 99.5]}
 # Exponent of the polynomial learning-rate decay (`poly_learning_rate`), nnU-Net's.
 POLY_POWER = 0.9
 
-# The network the workflow trains and ships (`build_network` arguments): 605,817 parameters, 2.4 MB.
-NETWORK = {"n_classes": len(UNET_LABELS), "channels": [16, 32, 64, 128], "strides": [2, 2, 2], "num_res_units": 1,
-           "dropout": 0.0}
+# The network the workflow trains and ships (`build_network` arguments): five levels, so that a 64^3 patch
+# reaches a 4^3 bottom and every output voxel sees most of the patch (the hippocampus's borders with the
+# amygdala and the parahippocampal gyrus are not in the image contrast and must be told from context);
+# 1,759,100 parameters, a 7 MB checkpoint.
+NETWORK = {"n_classes": len(UNET_LABELS), "channels": [16, 32, 64, 128, 128], "strides": [2, 2, 2, 2],
+           "num_res_units": 1, "dropout": 0.0}
 
 
 def checked_metadata(voxel_mm: float, network: dict | None = None) -> dict:
@@ -63,48 +65,10 @@ def checked_metadata(voxel_mm: float, network: dict | None = None) -> dict:
             "normalization": dict(NORMALIZATION)}
 
 
-def target_labels(tissue: np.ndarray, regions: np.ndarray) -> np.ndarray:
-    """The U-Net's target label map from a tissue label map and a region map of the same grid.
-
-    Parameters
-    ----------
-    tissue : (X, Y, Z) integer array of `dlmi.labels.TISSUE_LABELS`.
-    regions : (X, Y, Z) integer array of `dlmi.labels.REGIONS`.
-
-    Returns
-    -------
-    (X, Y, Z) uint8 array of `dlmi.labels.UNET_LABELS`: csf, gm and wm from the tissue map; the hippocampus and
-    ventricle regions (`UNET_REGIONS`) override the tissue class; background, scalp and bone are 0 (background),
-    also where a region label reaches them.
-    """
-    tissue, regions = np.asarray(tissue), np.asarray(regions)
-    if tissue.shape != regions.shape:
-        raise ValueError(f"tissue and region maps differ in shape: {tissue.shape} vs {regions.shape}")
-    out = np.zeros(tissue.shape, np.uint8)
-    for name in BRAIN_CLASSES:
-        out[tissue == TISSUE_LABELS[name]] = UNET_LABELS[name]
-    brain = out > 0
-    for name in UNET_REGIONS:
-        out[(regions == REGIONS[name]) & brain] = UNET_LABELS[name]
-    return out
-
-
-def tissue_labels(labels: np.ndarray) -> np.ndarray:
-    """The tissue label map (`dlmi.labels.TISSUE_LABELS`: 0, csf, gm, wm) of a U-Net label map: hippocampi back
-    into grey matter, ventricles into CSF (the inverse of `target_labels` on the brain)."""
-    labels = np.asarray(labels)
-    out = np.zeros(labels.shape, np.uint8)
-    for name in BRAIN_CLASSES:
-        out[labels == UNET_LABELS[name]] = TISSUE_LABELS[name]
-    for name in UNET_REGIONS:
-        out[labels == UNET_LABELS[name]] = TISSUE_LABELS["gm" if name.startswith("hippocampus") else "csf"]
-    return out
-
-
 def build_network(
     n_classes: int,
-    channels: Sequence[int] = (16, 32, 64, 128),
-    strides: Sequence[int] = (2, 2, 2),
+    channels: Sequence[int] = tuple(NETWORK["channels"]),
+    strides: Sequence[int] = tuple(NETWORK["strides"]),
     num_res_units: int = 1,
     dropout: float = 0.0,
 ) -> UNet:
@@ -112,7 +76,7 @@ def build_network(
 
     channels: feature maps per level (len(strides) + 1 levels); strides: downsampling per level, so a patch's
     side must be a multiple of their product. Instance normalisation and PReLU (MONAI's defaults).
-    With the defaults and 8 classes (UNET_CLASSES): 605,817 parameters, a 2.4 MB checkpoint (`save_checkpoint`).
+    With the defaults (`NETWORK`) and 8 classes (UNET_CLASSES): 1,759,100 parameters, a 7 MB checkpoint.
     """
     return UNet(
         spatial_dims=3,
@@ -181,10 +145,13 @@ def _deterministic(device: torch.device, seed: int):
 class _PatchSampler:
     """Random training patches, class-balanced: each patch is centred on a voxel of a class drawn uniformly
     among the classes present in a uniformly drawn image (so small structures such as the hippocampus are seen
-    as often as white matter), clamped to fit inside the image. All draws come from one torch.Generator."""
+    as often as white matter), clamped to fit inside the image. With `mirror` (a label permutation), half the
+    patches, drawn at random, are mirrored along the first (left-right) axis and their labels permuted. All
+    draws come from one torch.Generator."""
 
-    def __init__(self, images, targets, patch, generator):
+    def __init__(self, images, targets, patch, generator, mirror=None):
         self.images, self.targets, self.patch, self.generator = images, targets, patch, generator
+        self.mirror = None if mirror is None else torch.as_tensor(mirror, dtype=torch.int64)
         self.voxels = [
             [torch.nonzero(t.reshape(-1) == c).reshape(-1) for c in torch.unique(t).tolist()] for t in targets
         ]
@@ -202,8 +169,11 @@ class _PatchSampler:
                 min(max(c - p // 2, 0), n - p) for c, p, n in zip(centre, self.patch, self.targets[i].shape)
             ]
             box = tuple(slice(c, c + p) for c, p in zip(corner, self.patch))
-            xs.append(self.images[i][box])
-            ys.append(self.targets[i][box])
+            x, y = self.images[i][box], self.targets[i][box]
+            if self.mirror is not None and self._draw(2):
+                x, y = x.flip(0), self.mirror[y.flip(0)]
+            xs.append(x)
+            ys.append(y)
         return torch.stack(xs)[:, None], torch.stack(ys)[:, None]
 
 
@@ -232,6 +202,7 @@ def train(
     steps_per_epoch: int | None = None,
     validation: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
     resynthesize: Callable[[int], Sequence[np.ndarray]] | None = None,
+    mirror: Sequence[int] | None = None,
     log: logging.Logger | None = None,
 ) -> tuple[UNet, list[dict]]:
     """Train a U-Net on whole images with random class-balanced patches.
@@ -239,7 +210,7 @@ def train(
     Parameters
     ----------
     images : (X, Y, Z) float arrays, already normalised (`normalize_intensity`); sizes may differ.
-    targets : (X, Y, Z) integer label maps on the images' grids, labels 0 .. n_classes - 1 (`target_labels`).
+    targets : (X, Y, Z) integer label maps on the images' grids, labels 0 .. n_classes - 1 (`dlmi.labels.unet_targets`).
     network_config : keyword arguments of `build_network` (n_classes, channels, strides, num_res_units, dropout).
     epochs, batch_size : `steps_per_epoch` Adam steps of `batch_size` patches per epoch.
     patch_size : (3,) patch side in voxels, multiples of the product of the strides, at most the image size.
@@ -247,9 +218,12 @@ def train(
     seed : seeds the weight initialisation, dropout and the patch draws.
     device : "cpu" or "cuda" (or a torch.device).
     steps_per_epoch : default ceil(len(images) / batch_size), one patch per image per epoch on average.
-    validation : (image, target) pairs scored after every epoch with `infer` (patch_size, overlap 0.25).
+    validation : (image, target) pairs scored after every epoch with `infer` (patch_size, overlap 0.5).
     resynthesize : called with the epoch number (from 2) before that epoch, returns its images (normalised,
         on the targets' grids), e.g. newly synthesised contrasts (`dlmi.sim.contrast`); None keeps `images`.
+    mirror : label permutation for left-right mirroring (label k of a mirrored patch becomes mirror[k], e.g.
+        `dlmi.labels.UNET_MIRROR`, which swaps left and right structures); half the training patches are then
+        mirrored along the first axis (left-right in RAS+ voxel order). None: no mirroring.
     log : logger for one line per epoch (default: this module's logger).
 
     Returns
@@ -272,8 +246,8 @@ def train(
     """
     log = log or LOG
     device = torch.device(device)
-    if len(images) != len(targets) or not images:
-        raise ValueError(f"train: {len(images)} images but {len(targets)} targets")
+    if not images:
+        raise ValueError("train: no training images")
     patch = _check_patch(patch_size, network_config.get("strides", (2, 2, 2)))
     tgts = [torch.as_tensor(np.asarray(t, dtype=np.int64)) for t in targets]
     imgs = _as_tensors(images, tgts)
@@ -282,7 +256,9 @@ def train(
             raise ValueError(f"train: target {k} {tuple(t.shape)} is smaller than the patch {patch}")
     steps = steps_per_epoch or math.ceil(len(imgs) / batch_size)
     generator = torch.Generator().manual_seed(int(seed))
-    sampler = _PatchSampler(imgs, tgts, patch, generator)
+    if mirror is not None and sorted(int(k) for k in mirror) != list(range(network_config["n_classes"])):
+        raise ValueError(f"train: mirror {list(mirror)} is not a permutation of the {network_config['n_classes']} labels")
+    sampler = _PatchSampler(imgs, tgts, patch, generator, mirror)
     history = []
     with _deterministic(device, int(seed)):
         model = build_network(**network_config).to(device)
@@ -349,7 +325,7 @@ def infer(
     image: np.ndarray,
     *,
     patch_size: Sequence[int],
-    overlap: float = 0.25,
+    overlap: float = 0.5,
     device: torch.device | str,
     sw_batch_size: int = 2,
 ) -> tuple[np.ndarray, np.ndarray]:

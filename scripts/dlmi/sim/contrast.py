@@ -6,6 +6,13 @@ nuisances of a real acquisition: a smooth multiplicative bias field (`bias_field
 one axis (`change_resolution`) and Gaussian or Rician noise at a drawn SNR (`add_noise`). `augmented_image`
 chains them and scales the result to [0, 1] (divided by the 99th percentile of the head, then clipped).
 
+Randomised tissue properties (`random_tissue_table`): with a set probability a training image is made from a
+tissue table drawn at random (T1, T2 and PD of every tissue but air, independently, over wide ranges) instead
+of the literature's, then put through a sequence of a training family. Every order and spacing of tissue
+intensities can then occur, so the network must rely on shape and context rather than on one contrast: the
+domain randomisation of SynthSeg (Billot et al. 2023, Med Image Anal 86:102789), here through the signal
+equations and the partial-volume tissue fractions rather than per-label Gaussians.
+
 Contrast families (`FAMILIES`): `t1w_ir` (magnitude inversion recovery, MPRAGE-like), `t1w_se` (spin echo,
 short TR and TE), `t2w_se` (long TR and TE) and `pdw_se` (long TR, short TE). `pdw_se` is held out
 (`HELD_OUT_FAMILY`): training draws only `TRAINING_FAMILIES`, and the held-out family tests whether the
@@ -28,7 +35,8 @@ import math
 import numpy as np
 import torch
 
-from dlmi.recon.mri import t1_weighted_signal
+from dlmi.recon.mri import sequence_signal
+from dlmi.sim.anatomy import property_maps, tissue_properties
 
 # Sequence parameter ranges per contrast family (ms; each drawn uniformly and independently in its range).
 # `ascending`: the order of the pure-tissue signals the family is named for, on the tissue properties of
@@ -74,6 +82,12 @@ SNR_RANGE = (10.0, 80.0)
 MAX_RESOLUTION_FACTOR = 3.0
 NORMALISING_PERCENTILE = 99.0
 
+# Randomised tissue tables (`random_tissue_table`): per tissue but air, T1 and T2 log-uniform over ranges that
+# span fat and bone marrow to free water at 1.5-7 T (T1 200-5000 ms, T2 30-2500 ms), PD uniform in [0.3, 1].
+# `augmented_image` draws such a table with probability `random_tissue_probability` (the training rule's
+# segmentation.unet.random_tissue_probability).
+RANDOM_TISSUE_RANGES = {"t1_ms": (200.0, 5000.0), "t2_ms": (30.0, 2500.0), "pd": (0.3, 1.0)}
+
 _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
 
@@ -101,7 +115,23 @@ def synthesize(pd, t1_ms, t2_ms, sequence: dict) -> torch.Tensor:
     float32 tensor on the maps' device (the CPU for numpy input), 0 where PD is 0.
     """
     pd, t1, t2 = (torch.as_tensor(v, dtype=torch.float32) for v in (pd, t1_ms, t2_ms))
-    return t1_weighted_signal(pd, t1, t2, sequence)  # dispatches on sequence["sequence"], any weighting
+    return sequence_signal(pd, t1, t2, sequence)
+
+
+def random_tissue_table(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """A tissue property table like `dlmi.sim.anatomy.tissue_properties()` with t1_ms, t2_ms and pd of every
+    tissue but air drawn at random, independently (`RANDOM_TISSUE_RANGES`: T1 and T2 log-uniform, PD
+    uniform), in the order of `dlmi.labels.TISSUES`; air keeps PD 0 (no signal). Other keys (ct_hu, fdg) are
+    the literature's. Draws t1_ms, t2_ms, then pd, each for the tissues in order."""
+    table = tissue_properties()
+    n = len(table["pd"]) - 1  # tissues after air
+    for key, (low, high) in RANDOM_TISSUE_RANGES.items():
+        if key == "pd":
+            values = rng.uniform(low, high, n)
+        else:
+            values = np.exp(rng.uniform(math.log(low), math.log(high), n))
+        table[key] = np.concatenate([table[key][:1], values])
+    return table
 
 
 def _monomial_exponents(degree: int) -> list[tuple[int, int, int]]:
@@ -205,18 +235,28 @@ def normalise(image: torch.Tensor, mask: torch.Tensor, percentile: float = NORMA
 
 def augmented_image(maps: dict, rng: np.random.Generator, families: tuple[str, ...] = TRAINING_FAMILIES, *,
                     bias_strength: float = BIAS_STRENGTH, snr_range: tuple[float, float] = SNR_RANGE,
-                    max_factor: float = MAX_RESOLUTION_FACTOR,
-                    noise: str = "rician") -> tuple[torch.Tensor, dict]:
+                    max_factor: float = MAX_RESOLUTION_FACTOR, noise: str = "rician",
+                    random_tissue_probability: float = 0.0) -> tuple[torch.Tensor, dict]:
     """One randomised training image from a subject's maps {"pd", "t1_ms", "t2_ms"} ((X, Y, Z) each).
 
-    In this order, all from `rng`: a family uniformly among `families` and its sequence (`draw_sequence`);
+    In this order, all from `rng`: when `random_tissue_probability` > 0, whether this image uses a random
+    tissue table (probability `random_tissue_probability`; then maps must hold "fractions", (6, X, Y, Z)
+    partial-volume fractions in TISSUES order, and the property maps are made from them and the table of
+    `random_tissue_table`); a family uniformly among `families` and its sequence (`draw_sequence`);
     the noise-free image (`synthesize`); times a bias field whose log amplitude is drawn uniformly in
     [0, bias_strength] (`bias_field`); a resolution change (`change_resolution`, factor up to `max_factor`;
     1 disables it); `noise` noise ("rician" or "gaussian") at an SNR drawn log-uniformly in `snr_range`
     (`add_noise`, mean over the head: PD > 0). Then divided by the 99th percentile within the head and clipped
     to [0, 1]. Returns the float32 image (X, Y, Z) on the maps' device and the parameters drawn: the sequence
-    dict plus "bias_strength", "resolution_axis", "resolution_factor", "snr".
+    dict plus "bias_strength", "resolution_axis", "resolution_factor", "snr" and "tissue_table" (None for the
+    literature's maps, else the drawn {t1_ms, t2_ms, pd} per tissue as lists).
     """
+    table = None
+    if random_tissue_probability > 0.0 and rng.uniform() < random_tissue_probability:
+        if "fractions" not in maps:
+            raise ValueError("augmented_image: a random tissue table needs the tissue fractions (maps['fractions'])")
+        table = random_tissue_table(rng)
+        maps = property_maps(maps["fractions"], {key: table[key] for key in RANDOM_TISSUE_RANGES})
     family = families[int(rng.integers(len(families)))]
     sequence = draw_sequence(rng, family)
     image = synthesize(maps["pd"], maps["t1_ms"], maps["t2_ms"], sequence)
@@ -231,5 +271,6 @@ def augmented_image(maps: dict, rng: np.random.Generator, families: tuple[str, .
     snr = float(math.exp(rng.uniform(math.log(low), math.log(high))))
     image = add_noise(image, rng, snr, kind=noise, mask=head)
     params = {**sequence, "bias_strength": strength, "resolution_axis": resolution["axis"],
-              "resolution_factor": resolution["factor"], "snr": snr}
+              "resolution_factor": resolution["factor"], "snr": snr,
+              "tissue_table": None if table is None else {k: table[k].tolist() for k in RANDOM_TISSUE_RANGES}}
     return normalise(image, head), params
