@@ -47,6 +47,7 @@ UNET_MIRROR = tuple(
     for name in UNET_CLASSES
 )
 
+
 def unet_targets(tissue: np.ndarray, regions: np.ndarray) -> np.ndarray:
     """The U-Net's target label map from a tissue label map and a region map of the same grid.
 

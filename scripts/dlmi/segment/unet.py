@@ -2,8 +2,9 @@
 
 The network, loss, sliding-window inference and metrics are MONAI's (`monai.networks.nets.UNet`,
 `DiceCELoss`, `sliding_window_inference`, `DiceMetric`, `compute_hausdorff_distance`); this module holds what
-MONAI leaves to its user: intensity normalisation, seeded patch sampling, the training loop, and a checkpoint that records what the weights were
-trained for and refuses to load for anything else.
+MONAI leaves to its user: intensity normalisation, seeded patch sampling (class-balanced, optionally mirrored),
+the training loop, and a checkpoint that records what the weights were trained for and refuses to load for
+anything else. The training targets come from `dlmi.labels.unet_targets`.
 
 Classes are `dlmi.labels.UNET_CLASSES` (label = index): background, csf, gm, wm, hippocampus_L/R,
 ventricle_L/R. Images are (X, Y, Z) arrays in voxel order; the network sees one channel.
@@ -210,7 +211,8 @@ def train(
     Parameters
     ----------
     images : (X, Y, Z) float arrays, already normalised (`normalize_intensity`); sizes may differ.
-    targets : (X, Y, Z) integer label maps on the images' grids, labels 0 .. n_classes - 1 (`dlmi.labels.unet_targets`).
+    targets : (X, Y, Z) integer label maps on the images' grids, labels 0 .. n_classes - 1
+        (`dlmi.labels.unet_targets`).
     network_config : keyword arguments of `build_network` (n_classes, channels, strides, num_res_units, dropout).
     epochs, batch_size : `steps_per_epoch` Adam steps of `batch_size` patches per epoch.
     patch_size : (3,) patch side in voxels, multiples of the product of the strides, at most the image size.
@@ -256,8 +258,9 @@ def train(
             raise ValueError(f"train: target {k} {tuple(t.shape)} is smaller than the patch {patch}")
     steps = steps_per_epoch or math.ceil(len(imgs) / batch_size)
     generator = torch.Generator().manual_seed(int(seed))
-    if mirror is not None and sorted(int(k) for k in mirror) != list(range(network_config["n_classes"])):
-        raise ValueError(f"train: mirror {list(mirror)} is not a permutation of the {network_config['n_classes']} labels")
+    n_classes = network_config["n_classes"]
+    if mirror is not None and sorted(int(k) for k in mirror) != list(range(n_classes)):
+        raise ValueError(f"train: mirror {list(mirror)} is not a permutation of the {n_classes} labels")
     sampler = _PatchSampler(imgs, tgts, patch, generator, mirror)
     history = []
     with _deterministic(device, int(seed)):
