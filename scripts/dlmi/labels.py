@@ -1,4 +1,5 @@
-"""The study's label tables: tissue classes and brain regions with their integer labels, defined once.
+"""The study's label tables: tissue classes, brain regions and U-Net classes with their integer labels, defined
+once, and the maps between them (U-Net targets from tissue and regions, back to tissue, left-right mirror).
 
 Every label map of the workflow uses these numbers: the simulated ground truth (`dlmi.sim.anatomy`), the
 template's tissue prior and region atlas, the segmentation (`dlmi.segment.atlas`), the features and the

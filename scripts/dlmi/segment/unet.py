@@ -52,8 +52,8 @@ NORMALIZATION = {"method": "zscore", "percentiles": [0.5, 99.5]}
 POLY_POWER = 0.9
 
 # The network the workflow trains and ships (`build_network` arguments): five levels, so that a 64^3 patch
-# reaches a 4^3 bottom and every output voxel sees most of the patch (the hippocampus's borders with the
-# amygdala and the parahippocampal gyrus are not in the image contrast and must be told from context);
+# reaches a 4^3 bottom and the receptive field grows (the hippocampus's borders with the amygdala and the
+# parahippocampal gyrus are not in the image contrast and must be told from context);
 # 1,759,100 parameters, a 7 MB checkpoint.
 NETWORK = {"n_classes": len(UNET_LABELS), "channels": [16, 32, 64, 128, 128], "strides": [2, 2, 2, 2],
            "num_res_units": 1, "dropout": 0.0}
