@@ -11,7 +11,7 @@ SMK := $(BIN)/snakemake --configfile $(CONFIG) --config output_dir=$(OUT)
 # The CPU torch wheel lies on local disk; point pip at it when the folder exists.
 PIP_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: install run unlock test test-fast bench plan dry-run report lint clean train-unet
+.PHONY: install run unlock test test-fast bench plan dry-run report lint clean train-unet dicom-to-bids
 
 install: $(VENV)/.installed
 
@@ -53,6 +53,12 @@ train-unet: install
 	$(BIN)/snakemake --configfile $(CONFIG) config/train-unet.yaml --config output_dir=$(OUT) --cores $(CORES) \
 		--rerun-incomplete $(OUT)/training/unet/unet.pt
 	mkdir -p resources/unet && cp $(OUT)/training/unet/unet.pt $(OUT)/training/unet/unet.json resources/unet/
+
+# A step before a study of your own scans: `make dicom-to-bids DICOM=dicom BIDS=rawdata` converts each
+# subject folder of DICOM series (dcm2niix) into a BIDS dataset, logged to logs/dicom_to_bids.log; then run
+# the study with input.bids_dir: rawdata (docs/bids.md).
+dicom-to-bids: install
+	$(BIN)/python -m dlmi_workflow.dicom $(DICOM) $(BIDS)
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest tests

@@ -10,7 +10,8 @@ from dlmi_workflow import runlog
 
 def main(csf, gm, wm, regions, pet_in_t1, tsv, subject, unet_probseg=None, log=None):
     """Volumes from the atlas method's tissue posteriors and regions, or, given `unet_probseg`
-    (segmentation.method: unet), from the U-Net's class probabilities; SUVR from the atlas regions."""
+    (segmentation.method: unet), from the U-Net's class probabilities; SUVR from the atlas regions, given
+    `pet_in_t1` (None: a study without PET, no SUVR columns)."""
     logger = runlog.start(log, "extract_features")
     posteriors, grids = {}, {}
     for name, path in zip(BRAIN_CLASSES, (csf, gm, wm)):
@@ -22,8 +23,6 @@ def main(csf, gm, wm, regions, pet_in_t1, tsv, subject, unet_probseg=None, log=N
     labels, labels_affine = io.load_nifti(regions, dtype=np.int32)
     io.check_same_grid(regions, labels.shape, labels_affine, *reference)
     io.check_nonempty(regions, labels, what="label map")
-    pet, pet_affine = io.load_nifti(pet_in_t1)
-    io.check_same_grid(pet_in_t1, pet.shape, pet_affine, *reference, what="PET image")
     voxel_ml = abs(np.linalg.det(affine[:3, :3])) / 1000.0
     row = {"participant_id": f"sub-{subject}"}
     if unet_probseg is None:
@@ -36,12 +35,15 @@ def main(csf, gm, wm, regions, pet_in_t1, tsv, subject, unet_probseg=None, log=N
             raise io.InputError(f"{unet_probseg}: {probabilities.shape[3]} class probabilities, expected "
                                 f"{len(UNET_LABELS)} (resources/unet_dseg.tsv)")
         row.update(features.unet_volumes(np.moveaxis(probabilities, -1, 0), UNET_LABELS, voxel_ml))
-    targets = {name: REGIONS[name] for name in features.SUVR_TARGETS}
-    try:
-        ratios = features.suvr(pet, labels, targets, REGIONS[REFERENCE_REGION], posteriors["gm"])
-    except io.InputError as err:  # an empty region or no reference uptake: name the files
-        raise io.InputError(f"{pet_in_t1}: SUVR in the regions of {regions}, weighted by {gm}: {err}") from None
-    row.update({f"suvr_{name}": value for name, value in ratios.items()})
+    if pet_in_t1 is not None:
+        pet, pet_affine = io.load_nifti(pet_in_t1)
+        io.check_same_grid(pet_in_t1, pet.shape, pet_affine, *reference, what="PET image")
+        targets = {name: REGIONS[name] for name in features.SUVR_TARGETS}
+        try:
+            ratios = features.suvr(pet, labels, targets, REGIONS[REFERENCE_REGION], posteriors["gm"])
+        except io.InputError as err:  # an empty region or no reference uptake: name the files
+            raise io.InputError(f"{pet_in_t1}: SUVR in the regions of {regions}, weighted by {gm}: {err}") from None
+        row.update({f"suvr_{name}": value for name, value in ratios.items()})
     io.write_tsv(tsv, pd.DataFrame([row]))
     logger.info("features: %s", row)
 
@@ -50,6 +52,6 @@ if __name__ == "__main__":
     sm = snakemake  # noqa: F821
     i = sm.input
     with runlog.stop_on_input_error():
-        main(i.csf, i.gm, i.wm, i.regions, i.pet_in_t1, sm.output.tsv, sm.wildcards.subject, i.get("unet"),
+        main(i.csf, i.gm, i.wm, i.regions, i.get("pet_in_t1"), sm.output.tsv, sm.wildcards.subject, i.get("unet"),
              sm.log[0])
     runlog.finish(sm)

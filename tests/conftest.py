@@ -8,7 +8,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 INTEGRATION = REPO / "tests" / "integration"
 
 
-STUDIES = {"tiny_study", "power_study", "crashed_study", "copies", "slurm", "slurm_study"}  # end-to-end fixtures
+STUDIES = {"tiny_study", "power_study", "crashed_study", "copies", "slurm", "slurm_study", "bids_study"}  # end-to-end fixtures
 
 
 def pytest_collection_modifyitems(items):

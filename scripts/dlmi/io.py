@@ -85,11 +85,39 @@ def load_nifti(path, dtype=np.float32, ndim: int = 3) -> tuple[np.ndarray, np.nd
     read as float32), states no orientation (or two that disagree), or has a singular, sheared or oblique
     affine.
     """
+    raw, affine = _read_checked(path, dtype, lambda shape: len(shape) == ndim, f"a {ndim}-D image")
+    try:
+        data, affine, codes = orientation.to_ras(raw, affine)
+    except ValueError as err:
+        raise InputError(f"{path}: {err}") from None
+    if codes != "RAS":
+        logging.getLogger("dlmi.io").info("%s: reoriented from %s to RAS+ (axis flips/permutation, no resampling)",
+                                          path, codes)
+    return np.asarray(data, dtype=dtype), affine
+
+
+def load_nifti_as_stored(path, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """Read a 3-D NIfTI (or 4-D with a single volume) with the affine its header states, in any orientation,
+    oblique included: the input of `dlmi.spatial.conform`, the one place that resamples an image on input.
+
+    Returns (data as stored, as `dtype`; the header's voxel-to-world affine (4, 4), mm). Raises InputError as
+    `load_nifti` does, but for obliquity (shears and singular affines are refused by `conform`).
+    """
+    def volume(shape):
+        return len(shape) == 3 or (len(shape) == 4 and shape[3] == 1)
+
+    raw, affine = _read_checked(path, dtype, volume, "a 3-D image (or 4-D with one volume)")
+    return np.asarray(raw, dtype=dtype), affine
+
+
+def _read_checked(path, dtype, shape_ok, expected: str) -> tuple[np.ndarray, np.ndarray]:
+    """The voxel data and header affine of the NIfTI at `path`, after the checks `load_nifti` documents;
+    `shape_ok(shape)` says whether the image's shape is one the caller reads (else: expected `expected`)."""
     if not os.path.exists(path):
         raise InputError(f"{path}: file not found")
     img = _open_nifti(path)
-    if len(img.shape) != ndim:
-        raise InputError(f"{path}: expected a {ndim}-D image, got shape {img.shape}")
+    if not shape_ok(img.shape):
+        raise InputError(f"{path}: expected {expected}, got shape {img.shape}")
     try:
         raw = np.asarray(img.dataobj)
     except Exception as err:  # EOFError, zlib.error, OSError... for a truncated or corrupt file
@@ -100,13 +128,9 @@ def load_nifti(path, dtype=np.float32, ndim: int = 3) -> tuple[np.ndarray, np.nd
     _check_range(path, raw, dtype)
     try:
         affine = orientation.header_affine(img.header)
-        data, affine, codes = orientation.to_ras(raw, affine)
     except ValueError as err:
         raise InputError(f"{path}: {err}") from None
-    if codes != "RAS":
-        logging.getLogger("dlmi.io").info("%s: reoriented from %s to RAS+ (axis flips/permutation, no resampling)",
-                                          path, codes)
-    return np.asarray(data, dtype=dtype), affine
+    return raw, affine
 
 
 def _open_nifti(path):

@@ -97,6 +97,11 @@ def _check_consistency(config: dict) -> None:
                 f"config key '{key}.iterations': needs one entry per level "
                 f"({len(pyramid['levels'])} levels, {len(pyramid['iterations'])} entries)"
             )
+    if config["input"]["bids_dir"] is not None:  # a BIDS study: the checks below are of a simulated cohort
+        if config["cohort"]["exclude"]:
+            raise ConfigError("config key 'cohort.exclude': a BIDS study leaves subjects out with "
+                              "input.exclude_participant_label")
+        return
     subjects = study_subjects(config)
     unknown = [s for s in config["cohort"]["exclude"] if s not in subjects]
     if unknown:

@@ -1,7 +1,9 @@
 """Provenance of every output: what made it, from what, with which code, config, packages, device and seeds.
 
 Each job writes one JSON record next to its outputs (`sidecar_path`); the record is built by `job_record`
-from values the job gathers at its end (see `dlmi_workflow.runlog.finish`). Nothing volatile (code version, time,
+from values the job gathers at its end (see `dlmi_workflow.runlog.finish`). Each NIfTI output also gets a
+BIDS metadata sidecar (`image_sidecar`) naming its sources as BIDS URIs, so that another BIDS app can read
+the derivatives. Nothing volatile (code version, time,
 config hash) is a rule parameter, so a new commit re-runs no job by itself.
 """
 from __future__ import annotations
@@ -178,8 +180,38 @@ def missing_keys(record: dict) -> list[str]:
     return [key for key in REQUIRED_KEYS if key not in record]
 
 
-def dataset_description(version: str, code_url: str | None = None, name: str = "dlmi-workflow study") -> dict:
-    """`dataset_description.json` of the output folder, a BIDS derivative dataset."""
+def image_sidecar_path(output: str | Path) -> Path | None:
+    """The BIDS metadata sidecar of a NIfTI output (its stem plus `.json`), None for other files."""
+    name = Path(output).name
+    for ext in (".nii.gz", ".nii"):
+        if name.endswith(ext) and len(name) > len(ext):
+            return Path(output).with_name(name[: -len(ext)] + ".json")
+    return None
+
+
+def bids_uri(path: str | Path, datasets: dict[str, str]) -> str | None:
+    """The BIDS URI (`bids:<dataset>:<relative path>`) of `path` in one of `datasets` (name -> root; the
+    empty name is the output dataset itself), or None when it lies in none of them."""
+    resolved = Path(path).resolve()
+    for name, root in datasets.items():
+        if resolved.is_relative_to(Path(root).resolve()):
+            return f"bids:{name}:{resolved.relative_to(Path(root).resolve()).as_posix()}"
+    return None
+
+
+def image_sidecar(rule: str, inputs: list[str], datasets: dict[str, str]) -> dict:
+    """The BIDS sidecar of an image a job of `rule` wrote: its `Sources`, the job's inputs that lie in a BIDS
+    dataset of `datasets` (see `bids_uri`; the others, such as a network checkpoint, are in the `.prov.json`
+    record only)."""
+    sources = [uri for uri in (bids_uri(p, datasets) for p in inputs) if uri is not None]
+    return {"Description": f"Made by the rule {rule} of {PIPELINE_NAME} (provenance: the .prov.json record "
+                           "beside it)", "Sources": sources}
+
+
+def dataset_description(version: str, code_url: str | None = None, name: str = "dlmi-workflow study",
+                        links: dict[str, str] | None = None) -> dict:
+    """`dataset_description.json` of the output folder, a BIDS derivative dataset; `links`: DatasetLinks
+    (name -> location) of the datasets its images' `Sources` name, e.g. {"raw": the BIDS input dataset}."""
     generated_by = {"Name": PIPELINE_NAME, "Version": version,
                     "Description": "Simulated acquisition, reconstruction, registration, segmentation, "
                                    "features and AD-vs-CN models; a .prov.json record beside each output "
@@ -191,4 +223,5 @@ def dataset_description(version: str, code_url: str | None = None, name: str = "
         "BIDSVersion": BIDS_VERSION,
         "DatasetType": "derivative",
         "GeneratedBy": [generated_by],
+        **({"DatasetLinks": links} if links else {}),
     }

@@ -118,7 +118,8 @@ def _threads() -> int | None:
 
 
 def finish(sm) -> list[Path]:
-    """Write the provenance record of the Snakemake job `sm` beside each of its outputs; returns the paths.
+    """Write the provenance record of the Snakemake job `sm` beside each of its outputs, and the BIDS sidecar
+    of each NIfTI output (unless the rule writes its own); returns the paths.
 
     Call it after `main` returned. The record holds the rule, wildcards, inputs and outputs, the config
     hash, the code version (git describe, else a hash of the sources), the versions of the packages the job
@@ -150,6 +151,14 @@ def finish(sm) -> list[Path]:
     for path in dict.fromkeys(provenance.sidecar_path(p) for p in outputs):
         io.write_json(path, record)
         written.append(path)
+    datasets = {"": sm.config.get("output_dir", "results")}
+    if sm.config.get("input", {}).get("bids_dir"):
+        datasets["raw"] = sm.config["input"]["bids_dir"]
+    for output in outputs:
+        metadata = provenance.image_sidecar_path(output)
+        if metadata is not None and str(metadata) not in outputs:  # a rule may write its own sidecar
+            io.write_json(metadata, provenance.image_sidecar(sm.rule, [str(p) for p in sm.input], datasets))
+            written.append(metadata)
     for path in outputs:  # what an earlier, killed attempt of this job left half-written
         for leftover in io.leftover_temporaries(path) + io.leftover_temporaries(provenance.sidecar_path(path)):
             leftover.unlink(missing_ok=True)

@@ -7,6 +7,7 @@ import gzip
 import importlib.util
 import logging
 import os
+import re
 
 import nibabel as nib
 import numpy as np
@@ -640,3 +641,15 @@ def test_atomic_writes_give_the_usual_file_mode(tmp_path):
         os.umask(old)
     for name in ("x.json", "x.nii.gz"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o644
+
+
+def test_a_sheared_bids_scan_is_refused_with_its_name(repo, tmp_path):
+    """conform_t1w resamples oblique scans but refuses a sheared one (no rigid grid describes it)."""
+    affine = np.diag([1.0, 1.0, 1.0, 1.0])
+    affine[0, 1] = 0.4
+    path = tmp_path / "sub-01_T1w.nii.gz"
+    write_nifti(path, np.ones((8, 8, 8), np.float32), affine, qform_code=0)  # a qform cannot hold a shear
+    with pytest.raises(io.InputError, match=f"^{re.escape(str(path))}: affine is sheared"):
+        script(repo, "conform_t1w").main(str(path), str(tmp_path / "out.nii.gz"), str(tmp_path / "out.json"), 2.0,
+                                         n4=False, skull_stripped="no", dataset_root=str(tmp_path))
+

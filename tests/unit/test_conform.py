@@ -105,3 +105,31 @@ def test_bad_images_are_refused(problem):
         size = 0.0
     with pytest.raises(ValueError, match={"sheared": "sheared", "two volumes": "3-D", "voxel size": "positive"}[problem]):
         conform(np.zeros(shape, np.float32), affine, size)
+
+
+def test_an_oblique_scan_is_read_as_stored(tmp_path):
+    """dlmi.io.load_nifti_as_stored keeps the header's oblique affine (load_nifti refuses it) and a singleton
+    4th axis, for conform to resample."""
+    import nibabel as nib
+
+    from dlmi import io
+
+    affine = oblique_affine()
+    path = tmp_path / "sub-01_T1w.nii.gz"
+    nib.save(nib.Nifti1Image(linear_image((20, 18, 14), affine)[..., None], affine), str(path))
+    with pytest.raises(io.InputError, match="oblique"):
+        io.load_nifti(path)
+    stored, stored_affine = io.load_nifti_as_stored(path)
+    assert stored.shape == (20, 18, 14, 1)
+    np.testing.assert_allclose(stored_affine, affine, atol=1e-5)
+
+
+def test_a_scan_is_skull_stripped_when_the_faces_of_its_grid_are_zero():
+    from dlmi.spatial.conform import looks_skull_stripped
+
+    brain = np.zeros((10, 10, 10), np.float32)
+    brain[2:8, 2:8, 2:8] = 1.0
+    assert looks_skull_stripped(brain)
+    head = brain.copy()
+    head[:, :, 0] = 0.01  # noise or the neck at one border: a head scan
+    assert not looks_skull_stripped(head)

@@ -167,7 +167,9 @@ def test_finish_writes_one_record_per_output_stem(tmp_path):
     seeding.rng(7, "001", "participant").random()
     np.zeros(1)
     written = runlog.finish(job)
-    assert sorted(written) == sorted([tmp_path / "participants.prov.json", tmp_path / "sub-001_T1w.prov.json"])
+    assert sorted(written) == sorted([tmp_path / "participants.prov.json", tmp_path / "sub-001_T1w.prov.json",
+                                      tmp_path / "sub-001_T1w.json"])  # the image's BIDS sidecar
+    assert json.loads((tmp_path / "sub-001_T1w.json").read_text())["Sources"] == []  # in.tsv: in no dataset
     record = json.loads(written[0].read_text())
     assert provenance.missing_keys(record) == []
     assert record["Outputs"] == [str(p) for p in outputs]
@@ -183,3 +185,18 @@ def test_picked_devices_are_recorded():
 
     device.pick_device("cpu")
     assert "cpu" in device.devices_used() and device.describe("cpu") == "cpu"
+
+
+def test_a_nifti_output_gets_a_bids_sidecar_naming_its_sources_as_bids_uris(tmp_path):
+    results, raw = tmp_path / "results", tmp_path / "rawdata"
+    datasets = {"": str(results), "raw": str(raw)}
+    assert provenance.image_sidecar_path("results/sub-01/anat/sub-01_desc-preproc_T1w.nii.gz") == \
+        Path("results/sub-01/anat/sub-01_desc-preproc_T1w.json")
+    assert provenance.image_sidecar_path("results/sub-01/sub-01_features.tsv") is None
+    sidecar = provenance.image_sidecar("segment_t1", [str(results / "sub-01/anat/sub-01_desc-preproc_T1w.nii.gz"),
+                                                      str(raw / "sub-01/anat/sub-01_T1w.nii.gz"),
+                                                      str(tmp_path / "resources/unet/unet.pt")], datasets)
+    assert sidecar["Sources"] == ["bids::sub-01/anat/sub-01_desc-preproc_T1w.nii.gz",
+                                  "bids:raw:sub-01/anat/sub-01_T1w.nii.gz"]
+    assert provenance.dataset_description("v1", links={"raw": str(raw)})["DatasetLinks"] == {"raw": str(raw)}
+    assert "DatasetLinks" not in provenance.dataset_description("v1")

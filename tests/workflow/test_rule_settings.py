@@ -25,7 +25,7 @@ def test_every_per_subject_rule_is_in_the_subject_group(rules):
     # study subject's segment_unet: in the group `subject` it would make packed groups depend on themselves.
     per_subject = {name for name, rule in rules.items() if "subject" in rule["wildcards"]}
     per_subject -= {"simulate_training_subject"}
-    assert len(per_subject) == 13  # with the U-Net's segment_unet
+    assert len(per_subject) == 14  # with the U-Net's segment_unet and a BIDS study's conform_t1w
     assert {name: rules[name]["group"] for name in per_subject} == dict.fromkeys(per_subject, "subject")
     assert {name for name, rule in rules.items() if rule["group"]} == per_subject
 

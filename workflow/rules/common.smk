@@ -12,6 +12,7 @@ sys.path.insert(0, SCRIPTS)
 import dlmi_workflow.bids
 import dlmi_workflow.cluster
 import dlmi_workflow.config
+import dlmi_workflow.dataset
 import dlmi_workflow.runlog
 import dlmi_workflow.scheduling
 import dlmi_workflow.sources
@@ -33,8 +34,48 @@ config.update(
 )
 
 OUT = config["output_dir"].rstrip("/")
-SUBJECTS = list(dlmi_workflow.bids.study_subjects(config))  # a simulated study has no sessions
-GROUP_SUBJECTS = [s for s in SUBJECTS if s not in config["cohort"]["exclude"]]
+
+
+def discover_dataset():
+    """The researcher's BIDS dataset of config input.bids_dir (None for a simulated study), discovered at
+    parse time; one line per problem and per choice among several images (dlmi_workflow.dataset)."""
+    if config["input"]["bids_dir"] is None:
+        return None
+    try:
+        dataset = dlmi_workflow.dataset.discover(config)
+    except dlmi_workflow.dataset.DatasetError as err:
+        raise WorkflowError(str(err)) from None
+    for line in dataset.choices:
+        logger.info(f"input: {line}")
+    for line in dataset.problems:
+        logger.warning(f"input: {line}")
+    if not dataset.t1w:
+        raise WorkflowError(f"config key 'input.bids_dir': {dataset.root}: no T1w image to analyse")
+    return dataset
+
+
+# The seam between acquisition and analysis: a simulated study simulates and reconstructs its subjects; a
+# BIDS study (input.bids_dir) reads each subject's T1w from the dataset and plans no simulation. Either way
+# the analysis rules read a T1w image at a BIDS path (analysis_t1w, below).
+DATASET = discover_dataset()
+if DATASET is None:
+    SUBJECTS = list(dlmi_workflow.bids.study_subjects(config))  # a simulated study has no sessions
+    GROUP_SUBJECTS = [s for s in SUBJECTS if s not in config["cohort"]["exclude"]]
+else:
+    SUBJECTS = sorted(DATASET.t1w)
+    # subjects without a mapped diagnosis are analysed up to their features, outside the group tables
+    GROUP_SUBJECTS = [s for s in SUBJECTS if s in DATASET.groups] or SUBJECTS
+SIMULATED = DATASET is None  # truth exists: the quality tables against it are made
+HAS_PET = SIMULATED  # a BIDS study reads T1w images only
+MODEL, dropped = dlmi_workflow.dataset.model_settings(config["model"], has_pet=HAS_PET)
+for line in dropped:
+    logger.warning(f"model: {line}")
+# the group models need two groups; a BIDS dataset may give fewer
+PLAN_MODEL = SIMULATED or (bool(MODEL["feature_sets"]) and len(set(DATASET.groups.values())) == 2)
+if not PLAN_MODEL:
+    logger.warning(
+        "model: the group models are not planned (they need both CN and AD subjects and a feature set)"
+    )
 ENVS = "../../envs"
 # What a subject's own draws depend on: changing the cohort size or exclusions must not re-run any subject.
 SUBJECT_DRAWS = {k: config["cohort"][k] for k in ("seed", "ad_fraction", "age_range")}
@@ -105,6 +146,17 @@ def attach_library_versions():
             each.set_params(library=dlmi_workflow.sources.library_version(script))
 
 
+def source_t1w(wildcards):
+    """A BIDS study's T1w image of one subject, as chosen at parse time (dlmi_workflow.dataset.choose)."""
+    return DATASET.t1w[wildcards.subject].path
+
+
+def analysis_t1w():
+    """The seam between acquisition and analysis: the T1w image (path pattern) every analysis rule reads, a
+    simulated subject's reconstruction or a BIDS subject's conformed scan."""
+    return rules.reconstruct_mri.output.t1w if SIMULATED else rules.conform_t1w.output.t1w
+
+
 def sub(datatype, name):
     """BIDS-derivative path of one subject's file: results/sub-{subject}/<datatype>/sub-{subject}_<name>
     (no datatype folder when `datatype` is empty)."""
@@ -141,22 +193,28 @@ def benchfile(rule_name, subject=True):
     return f"benchmarks/{rule_name}/sub-{{subject}}.tsv" if subject else f"benchmarks/{rule_name}.tsv"
 
 
-QC_STAGES = ["truth_t1", "recon_t1", "recon_ct", "recon_pet", "warped_t1", "pet_in_t1", "segmentation"] + (
-    ["unet_segmentation"] if UNET_READY else []
-)
+QC_STAGES = (
+    ["truth_t1", "recon_t1", "recon_ct", "recon_pet", "warped_t1", "pet_in_t1", "segmentation"]
+    if SIMULATED
+    else ["preproc_t1", "warped_t1", "segmentation"]
+) + (["unet_segmentation"] if UNET_READY else [])
 
 
 def group_outputs():
+    """The study's targets: the group tables and figures, the quality tables where truth exists, and the
+    features of subjects outside the group tables (a BIDS subject without a mapped diagnosis)."""
+    outside = [s for s in SUBJECTS if s not in GROUP_SUBJECTS and s not in config["cohort"]["exclude"]]
     return [
         study("dataset_description.json"),
-        study("participants.tsv"),
         group("features.tsv"),
-        group("metrics.tsv"),
-        group("recon_quality.tsv"),
-        group("registration_quality.tsv"),
-        group("segmentation_quality.tsv"),
-        group("roc.png"),
         expand(group("qc/{stage}.png"), stage=QC_STAGES),
+        expand(sub("", "features.tsv"), subject=outside),
+        *([study("participants.tsv"), group("metrics.tsv"), group("roc.png")] if PLAN_MODEL else []),
+        *(
+            [group("recon_quality.tsv"), group("registration_quality.tsv"), group("segmentation_quality.tsv")]
+            if SIMULATED
+            else []
+        ),
     ]
 
 
@@ -165,12 +223,13 @@ def qc_sources(stage):
     return {
         "truth_t1": (rules.simulate_mri.output.truth, None),
         "recon_t1": (rules.reconstruct_mri.output.t1w, None),
+        "preproc_t1": (rules.conform_t1w.output.t1w, None),
         "recon_ct": (rules.reconstruct_ct.output.ct, None),
         "recon_pet": (rules.reconstruct_pet.output.pet, None),
         "warped_t1": (rules.register_t1.output.warped, rules.build_template.output.brain),
-        "pet_in_t1": (rules.reconstruct_mri.output.t1w, rules.register_pet.output.pet_in_t1),
-        "segmentation": (rules.reconstruct_mri.output.t1w, rules.segment_t1.output.tissue),
-        "unet_segmentation": (rules.reconstruct_mri.output.t1w, rules.segment_unet.output.dseg),
+        "pet_in_t1": (analysis_t1w(), rules.register_pet.output.pet_in_t1),
+        "segmentation": (analysis_t1w(), rules.segment_t1.output.tissue),
+        "unet_segmentation": (analysis_t1w(), rules.segment_unet.output.dseg),
     }[stage]
 
 
@@ -202,7 +261,7 @@ def group_waiting_message():
         for name, (log, outputs) in per_subject.items()
     ]
     failed = dlmi_workflow.runlog.failed_subjects(jobs)
-    patterns = {rules.extract_features.output.tsv, *rules.assess_quality.output}
+    patterns = {rules.extract_features.output.tsv, *(rules.assess_quality.output if SIMULATED else [])}
     patterns.update(p for stage in QC_STAGES for p in qc_sources(stage) if p and "{subject}" in p)
     waiting = [s for s in GROUP_SUBJECTS if not all(os.path.exists(p.format(subject=s)) for p in patterns)]
     return dlmi_workflow.runlog.group_waiting_message(failed, [s for s in waiting if s not in failed])

@@ -1,15 +1,15 @@
 # Features from reconstructed images only (no rule here reads a ground-truth file): regional volumes and
-# PET SUVR per subject, gathered into one group table.
+# PET SUVR (when the study has PET) per subject, gathered into one group table.
 
 
 rule extract_features:
     input:
         **({"unet": rules.segment_unet.output.probseg} if config["segmentation"]["method"] == "unet" else {}),
+        **({"pet_in_t1": rules.register_pet.output.pet_in_t1} if HAS_PET else {}),
         csf=rules.segment_t1.output.csf,
         gm=rules.segment_t1.output.gm,
         wm=rules.segment_t1.output.wm,
         regions=rules.segment_t1.output.regions,
-        pet_in_t1=rules.register_pet.output.pet_in_t1,
     output:
         tsv=sub("", "features.tsv"),
     log:

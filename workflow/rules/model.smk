@@ -31,10 +31,11 @@ rule train_models:
         runtime=10,
     params:
         # the schema's content, not its path: moving the checkout reruns nothing, editing the schema does
-        participants_schema=dlmi_workflow.config.load_yaml(
-            workflow.source_path("../schemas/participants.schema.yaml")
+        participants_schema=dlmi_workflow.dataset.participants_schema(
+            dlmi_workflow.config.load_yaml(workflow.source_path("../schemas/participants.schema.yaml")),
+            simulated=SIMULATED,
         ),
-        model=config["model"],
+        model=MODEL,
         seed=config["cohort"]["seed"],
     script:
         "../../scripts/train_models.py"

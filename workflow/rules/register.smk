@@ -1,9 +1,15 @@
 # Registration: T1 to the template (affine, then a diffeomorphic velocity field; NCC) and PET to T1 (rigid, mutual information).
+# A BIDS scan's sidecar says whether it is skull-stripped (it is then registered to the template's brain).
 
 
 rule register_t1:
     input:
-        t1w=rules.reconstruct_mri.output.t1w,
+        **(
+            {}
+            if SIMULATED
+            else {"sidecar": rules.conform_t1w.output.sidecar, "brain": rules.build_template.output.brain}
+        ),
+        t1w=analysis_t1w(),
         template=rules.build_template.output.t1w,
     output:
         xfm=sub("anat", "from-T1w_to-template_mode-image_xfm.txt"),
@@ -30,7 +36,7 @@ rule register_t1:
 rule register_pet:
     input:
         pet=rules.reconstruct_pet.output.pet,
-        t1w=rules.reconstruct_mri.output.t1w,
+        t1w=analysis_t1w(),
     output:
         xfm=sub("pet", "from-pet_to-T1w_mode-image_xfm.txt"),
         pet_in_t1=sub("pet", "space-T1w_desc-osem_pet.nii.gz"),

@@ -4,7 +4,7 @@
 
 rule segment_t1:
     input:
-        t1w=rules.reconstruct_mri.output.t1w,
+        t1w=analysis_t1w(),
         xfm=rules.register_t1.output.xfm,
         velocity=rules.register_t1.output.velocity,
         regions=rules.build_template.output.regions,

@@ -25,28 +25,6 @@ rule build_template:
         "../../scripts/build_template.py"
 
 
-rule make_participants:
-    output:
-        tsv=study("participants.tsv"),
-        sidecar=study("participants.json"),
-    log:
-        logfile("make_participants", subject=False),
-    benchmark:
-        benchfile("make_participants", subject=False)
-    conda:
-        f"{ENVS}/ml.yaml"
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
-    params:
-        cohort=config["cohort"],
-        effects=config["anatomy"]["effects"],
-        subjects=SUBJECTS,
-    script:
-        "../../scripts/make_participants.py"
-
-
 rule simulate_anatomy:
     input:
         fractions=rules.build_template.output.fractions,

@@ -72,7 +72,7 @@ rule train_unet:
 
 rule segment_unet:
     input:
-        t1w=rules.reconstruct_mri.output.t1w,
+        t1w=analysis_t1w(),
         checkpoint=UNET_CHECKPOINT,
     output:
         probseg=sub("anat", "seg-unet_probseg.nii.gz"),

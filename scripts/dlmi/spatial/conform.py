@@ -57,3 +57,12 @@ def conform(data: np.ndarray, affine: np.ndarray, voxel_mm: float, *,
     moving = data if order == 0 else data.astype(np.float32)
     record["resampled"] = True
     return resample(moving, affine, shape, out_affine, order=order), out_affine, record
+
+
+def looks_skull_stripped(data: np.ndarray) -> bool:
+    """Whether an image as stored looks skull-stripped: every voxel on the six faces of its grid is 0 (the
+    test of sMRIPrep's `--skull-strip-t1w auto`; a head scan has noise or anatomy at its borders).
+    data: (X, Y, Z) array."""
+    data = np.asarray(data)
+    faces = (data[0], data[-1], data[:, 0], data[:, -1], data[:, :, 0], data[:, :, -1])
+    return all(not np.any(face) for face in faces)
