@@ -18,7 +18,6 @@ from dlmi_workflow.bids import is_label
 
 # The T1w query before the filter file's "t1w" entry updates it (as fMRIPrep's --bids-filter-file does).
 T1W_QUERY = {"datatype": "anat", "suffix": "T1w", "extension": [".nii", ".nii.gz"]}
-IMAGE_EXTENSIONS = (".nii", ".nii.gz")
 
 
 class DatasetError(ValueError):
@@ -27,14 +26,13 @@ class DatasetError(ValueError):
 
 @dataclass(frozen=True)
 class Scan:
-    """One image of the dataset: its subject, session and run labels (None when absent), the other entities
-    that tell images apart (acquisition, ...) and its absolute path."""
+    """One image of the dataset: its subject, session and run labels (None when absent) and its absolute
+    path (whose name tells images that differ in other entities apart)."""
 
     subject: str
     session: str | None
     run: int | None
     path: str
-    entities: tuple = ()
 
     def name(self) -> str:
         return os.path.basename(self.path)
@@ -164,18 +162,12 @@ def _t1w_scans(root: str, query: dict) -> tuple[list[Scan], list[str], list[str]
         if not validator.is_bids(relative) or subject is None or not is_label(str(subject)):
             problems.append(f"{relative.lstrip('/')}: not a BIDS name (left out)")
             continue
-        run = entities.get("run")
-        others = tuple(sorted((k, str(v)) for k, v in entities.items()
-                              if k not in ("subject", "session", "run", "datatype", "suffix", "extension")))
-        scans.append(Scan(str(subject), _label(entities.get("session")), None if run is None else int(run),
-                          image.path, others))
+        run, session = entities.get("run"), entities.get("session")
+        scans.append(Scan(str(subject), None if session is None else str(session), None if run is None else int(run),
+                          image.path))
     subjects = sorted(p.name[4:] for p in os.scandir(root) if p.is_dir() and p.name.startswith("sub-")
                       and is_label(p.name[4:]))
     return scans, subjects, problems
-
-
-def _label(value) -> str | None:
-    return None if value is None else str(value)
 
 
 def diagnoses(root: str, t1w: dict[str, Scan], settings: dict, skip: set, wanted: set

@@ -189,7 +189,13 @@ def test_every_output_has_a_provenance_record(tiny_study):
     workdir, _ = tiny_study
     results = workdir / "results"
     found = records(results)
+    declared = {o for record in found.values() for o in record["Outputs"]}
     for name in outputs(results):
+        image = Path("results") / name.with_name(name.name.removesuffix(".json") + ".nii.gz")
+        if str(Path("results") / name) not in declared and str(image) in declared:
+            # the BIDS sidecar that runlog.finish writes beside a NIfTI output; the image's record covers it
+            assert "Sources" in json.loads((results / name).read_text()), name
+            continue
         sidecar = provenance.sidecar_path(results / name)
         assert sidecar in found, f"no provenance record for {name}"
         record = found[sidecar]
