@@ -1,5 +1,7 @@
-"""Run the workflow with Snakemake in a scratch folder, as a user would (shared by tests/workflow and
-tests/integration; tests/ is on sys.path because tests/conftest.py lives there)."""
+"""Run the workflow with Snakemake in a scratch folder, as a user would, or load one rule script (shared by
+tests/unit, tests/workflow and tests/integration; tests/ is on sys.path because tests/conftest.py lives
+there)."""
+import importlib.util
 import os
 import subprocess
 import sys
@@ -12,6 +14,14 @@ from dlmi_workflow.snakemake_interface import job_counts  # noqa: F401  (tests i
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "workflow" / "Snakefile"
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+
+
+def rule_script(name: str):
+    """The rule script scripts/<name>.py as a module (its __main__ block, which needs Snakemake, does not run)."""
+    spec = importlib.util.spec_from_file_location(f"rule_{name}", REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def snakemake(workdir: Path, *args: str, configs=(), check: bool = True, env=None):

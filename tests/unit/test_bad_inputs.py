@@ -4,7 +4,6 @@ The readers check what every rule reads (NIfTI, raw .npz, participants.tsv); rul
 that need two files (a label map on the grid of its image, a non-empty mask). Messages are pinned exactly.
 """
 import gzip
-import importlib.util
 import logging
 import os
 import re
@@ -13,6 +12,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+from workflow_runner import REPO, rule_script
 
 from dlmi import io
 from dlmi.labels import REFERENCE_REGION, REGIONS, TISSUE_LABELS
@@ -26,11 +26,9 @@ AFFINE = np.array([[2.0, 0, 0, -9], [0, 3.0, 0, -13], [0, 0, 4.0, -17], [0, 0, 0
 
 
 def script(repo, name):
-    """A rule script as a module (its __main__ block, which needs Snakemake, does not run)."""
-    spec = importlib.util.spec_from_file_location(f"rule_{name}", repo / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """A rule script of `repo` as a module (workflow_runner.rule_script)."""
+    assert repo == REPO
+    return rule_script(name)
 
 
 def write_nifti(path, data, affine=AFFINE, *, qform=None, sform_code=1, qform_code=1):
@@ -429,20 +427,29 @@ FEATURE_SETS = {"volumes": ["hippocampus_L_ml", "hippocampus_R_ml", "ventricle_L
 
 
 def features_table(tmp_path, edit=lambda table: table):
-    """A features.tsv of three subjects with every column of FEATURE_SETS, edited by `edit`."""
+    """A features.tsv of four subjects with every column of FEATURE_SETS, edited by `edit`."""
     columns = FEATURE_SETS["volumes"] + FEATURE_SETS["suvr"]
-    table = pd.DataFrame({"participant_id": ["sub-001", "sub-002", "sub-003"],
-                          **{c: [1.0 + k, 2.0 + k, 3.0 + k] for k, c in enumerate(columns)}})
+    table = pd.DataFrame({"participant_id": ["sub-001", "sub-002", "sub-003", "sub-004"],
+                          **{c: [1.0 + k, 2.0 + k, 3.0 + k, 0.5 * k] for k, c in enumerate(columns)}})
     path = tmp_path / "features.tsv"
     io.write_tsv(path, edit(table))
     return path
 
 
-def train(repo, tmp_path, features, participants_schema):
-    outputs = {name: tmp_path / name for name in ("metrics.tsv", "predictions.tsv", "roc.png")}
-    params = {"cv_folds": 2, "cv_repeats": 1, "bootstrap": 100, "ci_level": 0.9, "feature_sets": FEATURE_SETS}
-    script(repo, "train_models").main(features, write_participants(tmp_path, PARTICIPANTS), participants_schema,
-                                      *outputs.values(), params, seed=1)
+def model_params(**changes):
+    return {"task": "diagnosis", "model": "linear_svm", "grid": {"C": [1.0]}, "features": "all",
+            "columns": FEATURE_SETS["volumes"] + FEATURE_SETS["suvr"], "cv_folds": 2, "inner_folds": 2,
+            "permutations": 0, "bootstrap": 100, "ci_level": 0.9} | changes
+
+
+def train(repo, tmp_path, features, participants_schema, participants=None, **changes):
+    """The cross_validate rule's main on `features` with splits made by the make_splits rule's main."""
+    participants = write_participants(tmp_path, participants or PARTICIPANTS4)  # 2 AD, 2 CN
+    splits = tmp_path / "splits.tsv"
+    script(repo, "make_splits").main(participants, participants_schema, splits, "diagnosis", 2, 1, 1)
+    outputs = {name: tmp_path / name for name in ("metrics.tsv", "predictions.tsv")}
+    script(repo, "cross_validate").main(features, participants, participants_schema, splits, *outputs.values(),
+                                        model_params(**changes), seed=1)
     return outputs
 
 
@@ -457,7 +464,7 @@ def test_missing_feature_value(tmp_path, repo, participants_schema, cell):
     with pytest.raises(io.InputError) as err:
         train(repo, tmp_path, path, participants_schema)
     assert message(err) == (f"{path}: line 3 (sub-002): missing feature value in column 'suvr_temporal' "
-                            "(1 of 27 values missing or not finite)")
+                            "(1 of 36 values missing or not finite)")
     assert not (tmp_path / "metrics.tsv").exists()
 
 
@@ -466,18 +473,47 @@ def test_missing_feature_column(tmp_path, repo, participants_schema):
     with pytest.raises(io.InputError) as err:
         train(repo, tmp_path, path, participants_schema)
     assert message(err) == (f"{path}: missing columns 'icv_ml', 'suvr_parietal' "
-                            "(feature sets: config key model.feature_sets)")
+                            "(feature set 'all': config key model.feature_sets)")
 
 
-def test_the_model_stage_trains_the_feature_sets_the_config_names(repo):
-    rng = np.random.default_rng(0)
-    table = pd.DataFrame({"participant_id": [f"sub-{k:03d}" for k in range(8)], "group": ["CN", "AD"] * 4,
-                          "icv_ml": rng.normal(size=8), "hippocampus_L_ml": rng.normal(size=8),
-                          "hippocampus_R_ml": rng.normal(size=8)})
-    params = {"cv_folds": 2, "cv_repeats": 1, "bootstrap": 100, "ci_level": 0.9,
-              "feature_sets": {"just_icv": ["icv_ml"], "hippocampi": ["hippocampus_L_ml", "hippocampus_R_ml"]}}
-    metrics, _ = script(repo, "train_models").evaluate(table, params, seed=1)
-    assert list(dict.fromkeys(metrics.features)) == ["just_icv", "hippocampi"]
+def test_a_task_subject_without_features(tmp_path, repo, participants_schema):
+    path = features_table(tmp_path, lambda table: table[table.participant_id != "sub-004"])
+    with pytest.raises(io.InputError) as err:
+        train(repo, tmp_path, path, participants_schema)
+    assert message(err) == f"{path}: no row for sub-004 (task diagnosis)"
+
+
+def test_a_task_class_smaller_than_the_folds(tmp_path, repo, participants_schema):
+    splits = tmp_path / "splits.tsv"
+    with pytest.raises(io.InputError) as err:  # PARTICIPANTS: 1 AD, 2 CN
+        script(repo, "make_splits").main(write_participants(tmp_path, PARTICIPANTS), participants_schema, splits,
+                                         "diagnosis", 2, 1, 1)
+    assert message(err) == ("task diagnosis: 1 AD subject(s), fewer than the 2 cross-validation folds "
+                            "(config key model.cv_folds)")
+    assert not splits.exists()
+
+
+def test_participants_without_the_tasks_label_column(tmp_path, repo, participants_schema):
+    text = "participant_id\tage\n" + "".join(f"sub-00{k}\t70\n" for k in range(1, 5))
+    with pytest.raises(io.InputError) as err:
+        script(repo, "make_splits").main(write_participants(tmp_path, text), participants_schema,
+                                         tmp_path / "splits.tsv", "diagnosis", 2, 1, 1)
+    assert message(err).startswith(f"{tmp_path / 'participants.tsv'}: missing column")
+    assert "'group'" in message(err)
+
+
+def test_splits_with_a_subject_in_train_and_test_are_refused(tmp_path, repo, participants_schema):
+    features = features_table(tmp_path)
+    train(repo, tmp_path, features, participants_schema)  # the rule's own splits pass
+    splits = pd.read_csv(tmp_path / "splits.tsv", sep="\t")
+    leaked = splits[splits.set == "test"].head(1).assign(set="train")
+    io.write_tsv(tmp_path / "splits.tsv", pd.concat([splits, leaked]))
+    with pytest.raises(io.InputError) as err:
+        script(repo, "cross_validate").main(features, tmp_path / "participants.tsv", participants_schema,
+                                            tmp_path / "splits.tsv", tmp_path / "m.tsv", tmp_path / "p.tsv",
+                                            model_params(), seed=1)
+    assert f"{tmp_path / 'splits.tsv'}: repeat 0, fold " in message(err)
+    assert message(err).endswith("in both train and test")
 
 
 def test_template_labels_on_another_grid(tmp_path, repo):
@@ -581,6 +617,7 @@ sub-002\tCN\t83.3\tF\t28
 sub-003\tCN\t85.5\tF\t26
 """
 EXPECTED = ["sub-001", "sub-002", "sub-003"]
+PARTICIPANTS4 = PARTICIPANTS.replace("sub-003\tCN", "sub-003\tAD") + "sub-004\tCN\t70.0\tM\t27\n"
 
 
 def write_participants(tmp_path, text):

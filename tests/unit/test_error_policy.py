@@ -7,7 +7,6 @@ temporary file in the target folder, with the mode the umask gives, that `io.lef
 when a kill leaves it behind, renamed to the final name once complete.
 """
 import ast
-import importlib.util
 import os
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
+from workflow_runner import rule_script
 
 from dlmi import figures, io
 from dlmi.register import itk
@@ -24,12 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def script(name):
-    """A rule script as a module (its __main__ block, which needs Snakemake, does not run)."""
-    spec = importlib.util.spec_from_file_location(f"rule_{name}", REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+script = rule_script
 
 
 def mode(path):
@@ -130,13 +125,18 @@ def test_qc_figures_are_written_atomically(tmp_path, monkeypatch, umask_027):
     assert io.leftover_temporaries(path) == []
 
 
-def test_the_roc_figure_is_written_atomically(tmp_path, monkeypatch, umask_027):
-    path = tmp_path / "roc.png"
+@pytest.mark.parametrize("figure", ["roc", "confusion"])
+def test_the_model_figures_are_written_atomically(tmp_path, monkeypatch, umask_027, figure):
+    path = tmp_path / f"{figure}.png"
     seen = spy_on(monkeypatch, Figure, "savefig", path)
-    predictions = pd.DataFrame({"model": "linear_svm", "features": "t1_volumes", "group": ["AD", "CN", "AD", "CN"],
-                                "score": [1.0, -1.0, 0.5, 0.2]})
-    metrics = pd.DataFrame({"model": ["linear_svm"], "features": ["t1_volumes"], "auc": [1.0]})
-    script("train_models").plot_roc(predictions, metrics, path)
+    predictions = pd.DataFrame({"task": "diagnosis", "model": "linear_svm", "features": "t1_volumes",
+                                "label": [1, 0, 1, 0], "score": [1.0, -1.0, 0.5, 0.2]})
+    metrics = pd.DataFrame({"task": ["diagnosis"], "model": ["linear_svm"], "features": ["t1_volumes"], "auc": [1.0]})
+    summarise = script("summarise_models")
+    if figure == "roc":
+        summarise.plot_roc(predictions, metrics, path)
+    else:
+        summarise.plot_confusion(predictions, path)
     [(tmp, leftovers, existed, fmt)] = seen
     assert leftovers == [tmp] and not existed and fmt == "png"
     assert path.read_bytes()[:8] == PNG_SIGNATURE and mode(path) == 0o640

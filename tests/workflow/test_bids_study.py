@@ -162,6 +162,6 @@ def test_without_both_groups_the_study_stops_at_the_features(tmp_path, participa
                                                                        NO_UNET])
     output = result.stdout + result.stderr
     counts = job_counts(output)
-    assert counts["extract_features"] == 2 and counts["gather_features"] == 1 and "train_models" not in counts
+    assert counts["extract_features"] == 2 and counts["gather_features"] == 1 and "cross_validate" not in counts
     assert "model: the group models are not planned" in output
 

@@ -11,8 +11,9 @@ PER_SUBJECT = [
     "reconstruct_mri", "reconstruct_ct", "reconstruct_pet",
     "register_t1", "register_pet", "segment_t1", "extract_features", "assess_quality",
 ]  # and segment_unet once a U-Net checkpoint is shipped (resources/unet/unet.pt)
-ONCE = ["build_template", "make_participants", "gather_features", "train_models", "gather_quality",
-        "describe_dataset", "all"]
+ONCE = ["build_template", "make_participants", "gather_features", "make_splits", "summarise_models",
+        "gather_quality", "describe_dataset", "all"]
+MODEL_JOBS = {"cross_validate": 3 * 3}  # (task diagnosis) x (3 classifiers) x (3 feature sets)
 
 
 @pytest.mark.parametrize("n_subjects", [3, 20])
@@ -21,7 +22,7 @@ def test_dry_run_has_every_stage(tmp_path, n_subjects):
     counts = job_counts(result.stdout + result.stderr)
     shipped = (REPO / "resources" / "unet" / "unet.pt").exists()
     expected = (dict.fromkeys(PER_SUBJECT + ["segment_unet"] * shipped, n_subjects) | dict.fromkeys(ONCE, 1)
-                | {"qc_figure": 7 + shipped})
+                | {"qc_figure": 7 + shipped} | MODEL_JOBS)
     assert counts == expected
 
 
@@ -115,7 +116,7 @@ def test_no_rule_after_simulation_reads_ground_truth(tmp_path):
     the quality rule (which scores against the truth) read desc-truth files."""
     result = snakemake(tmp_path, "--dry-run", "--cores", "1", configs=[{"cohort": {"n_subjects": 2}}])
     inputs = planned_inputs(result.stdout)
-    assert {"extract_features", "gather_features", "train_models", "segment_t1"} <= set(inputs)
+    assert {"extract_features", "gather_features", "cross_validate", "segment_t1"} <= set(inputs)
     allowed = {"simulate_mri", "simulate_ct", "simulate_pet", "assess_quality", "qc_figure", "all"}
     for rule, files in inputs.items():
         if rule not in allowed:

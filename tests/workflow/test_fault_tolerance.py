@@ -88,7 +88,7 @@ def snapshot(results, subjects):
             for p in files}
 
 
-GROUP_TABLES = ["features.tsv", "metrics.tsv", "predictions.tsv", "roc.png", "recon_quality.tsv",
+GROUP_TABLES = ["features.tsv", "metrics.tsv", "predictions.tsv", "roc.png", "confusion.png", "recon_quality.tsv",
                 "registration_quality.tsv", "segmentation_quality.tsv"]
 
 

@@ -3,8 +3,8 @@ does not. Run at a reduced resolution (4 mm anatomy, 8 mm PET, PET-to-T1 registr
 CI time reasonable; the seed and every effect size are the default study's.
 
 The null study has 40 subjects instead of 20. Out-of-fold balanced accuracy on 20 subjects without any
-signal has an SD of about 0.14 per row (simulated with pure-noise features through
-`dlmi.analysis.models.cross_validated_scores`, 10x repeated 5-fold CV), and the six rows share their subjects, so a
+signal has an SD of about 0.14 per row (simulated with pure-noise features through the model stage's
+cross-validation, 10x repeated 5-fold CV), and the rows share their subjects, so a
 0.5 +- 0.1 band on their mean is left by chance in a sizeable fraction of 20-subject cohorts: that would
 test the seed, not the pipeline. With 40 subjects the per-row SD is about 0.10. Subjects 001-020 are the
 same people in both sizes (draws depend only on seed and subject id), and a control subject's anatomy does
@@ -36,12 +36,16 @@ REDUCED = {
 }
 NULL_EFFECTS = {"anatomy": {"effects": {"hippocampal_atrophy": [0.0, 0.0], "ventricle_enlargement": 0.0,
                                         "fdg_hypometabolism": 0.0, "cognitive_score_drop": 0.0}}}
+# The default classifiers and grids, fewer permutations in the power study (its bar is p < 0.05), the
+# default 200 in the null study (where a Bonferroni-corrected p < 0.05 over six rows must be possible).
+POWER_MODEL = {"model": {"permutations": 50}}
+NULL_MODEL = {"model": {"permutations": 200}}
 NULL_REGISTRATION = {"registration": {"t1_to_template": {"levels": [2, 1], "iterations": [60, 30],
                                                          "nonlinear": {"levels": [2], "iterations": [10]}}}}
 
 
 def study_metrics(workdir, *configs) -> pd.DataFrame:
-    snakemake(workdir, "--cores", "2", "results/group/metrics.tsv", configs=[REDUCED, *configs])
+    snakemake(workdir, "--cores", "2", "results/group/metrics.tsv", configs=[REDUCED, POWER_MODEL, *configs])
     return pd.read_csv(workdir / "results" / "group" / "metrics.tsv", sep="\t")
 
 
@@ -51,12 +55,18 @@ def power_study(tmp_path_factory):
     return workdir, study_metrics(workdir)
 
 
+LINEAR = ["linear_svm", "l1_logistic_regression"]
+
+
 def test_default_study_detects_the_disease_on_t1_volumes(power_study):
     _, metrics = power_study
-    t1 = metrics[metrics.features == "t1_volumes"]
-    assert len(t1) == 2, metrics
-    assert (t1.balanced_accuracy >= 0.8).all(), t1.to_string()
-    assert (t1.ci_low > 0.5).all(), t1.to_string()
+    t1 = metrics[metrics.features == "t1_volumes"].set_index("model")
+    assert sorted(t1.index) == sorted(LINEAR + ["random_forest"]), metrics
+    linear = t1.loc[LINEAR]
+    assert (linear.balanced_accuracy >= 0.8).all(), t1.to_string()
+    assert (linear.balanced_accuracy_ci_low > 0.5).all(), t1.to_string()
+    assert (linear.p_permutation < 0.05).all(), t1.to_string()  # POWER_MODEL's 50 permutations: p >= 1/51
+    assert t1.loc["random_forest", "balanced_accuracy_ci_low"] > 0.5, t1.to_string()
 
 
 def test_null_study_is_at_chance(power_study, tmp_path):
@@ -67,8 +77,12 @@ def test_null_study_is_at_chance(power_study, tmp_path):
     shared = [workdir / "results" / p / "anat" / f"{p}_desc-recon_T1w.nii.gz"
               for p in participants.participant_id[participants.group == "CN"]]
     kept = {path: path.stat().st_mtime_ns for path in shared}
-    metrics = study_metrics(workdir, NULL_EFFECTS, NULL_REGISTRATION, {"cohort": {"n_subjects": 40}})
-    assert len(metrics) == 6
+    metrics = study_metrics(workdir, NULL_EFFECTS, NULL_REGISTRATION, {"cohort": {"n_subjects": 40}}, NULL_MODEL)
+    assert len(metrics) == 9
     assert abs(metrics.balanced_accuracy.mean() - 0.5) <= 0.1, metrics.to_string()
-    assert not (metrics.ci_low > 0.5).any(), metrics.to_string()
+    assert not (metrics.balanced_accuracy_ci_low > 0.5).any(), metrics.to_string()
+    permuted = metrics.dropna(subset=["p_permutation"])
+    assert len(permuted) == 6 and (permuted.permutations == 200).all()
+    # Bonferroni over the permuted rows: 200 permutations make p = 1/201 < 0.05 / 6 possible
+    assert not (permuted.p_permutation * len(permuted) < 0.05).any(), metrics.to_string()
     assert shared and {path: path.stat().st_mtime_ns for path in shared} == kept  # the controls' images are reused

@@ -17,11 +17,12 @@ from dlmi_workflow.snakemake_interface import job_counts, listed_jobs
 PROFILES = REPO / "config" / "profiles"
 SLURM, SLURM_GPU = [str(PROFILES / "slurm")], ["--profile", str(PROFILES / "slurm-gpu")]
 TINY = REPO / "config" / "tiny.yaml"
-GROUP_LEVEL_JOBS = 15  # build_template, make_participants, describe_dataset, gather_features, gather_quality,
-#                      train_models, 8 qc_figure, train_unet
+GROUP_LEVEL_JOBS = 25  # build_template, make_participants, describe_dataset, gather_features, gather_quality,
+#                      make_splits, 9 cross_validate, summarise_models, 8 qc_figure, train_unet
 PER_SUBJECT_JOBS = 6 * 13  # 6 subjects x 13 rules (in job group `subject`)
 TRAINING_JOBS = 2  # the U-Net smoke test's training subjects: one simulate_training_subject each, not grouped
-LOCAL_JOBS = 4  # make_participants, describe_dataset, gather_features, gather_quality: not submitted
+LOCAL_JOBS = 6  # make_participants, describe_dataset, gather_features, gather_quality, make_splits,
+#                summarise_models: not submitted
 GPU_RULES = {"simulate_mri", "simulate_ct", "simulate_pet", "reconstruct_mri", "reconstruct_ct", "reconstruct_pet",
              "register_t1", "register_pet", "segment_t1", "train_unet", "segment_unet"}
 
@@ -128,7 +129,7 @@ default-resources:
 set-resources:
   register_t1:
     gpus: 1
-  train_models:
+  cross_validate:
     mem_gb: 8
   segment_t1:
     gpu: 1
@@ -136,7 +137,7 @@ set-resources:
 BAD_PROFILE_MESSAGE = [
     ("set-resources: rule 'register_t1' asks for resource 'gpus', which the SLURM executor does not read "
     "(did you mean 'gpu'?)"),
-    ("set-resources: rule 'train_models' asks for resource 'mem_gb', which the SLURM executor does not read "
+    ("set-resources: rule 'cross_validate' asks for resource 'mem_gb', which the SLURM executor does not read "
     "(did you mean 'mem_mb'?)"),
     ("set-resources: rule 'segment_t1' asks for a GPU (gpu=1), but the config sets device: cpu, so the job would "
     "hold a GPU it never uses; use a CPU profile (config/profiles/slurm) or set device to auto or cuda"),

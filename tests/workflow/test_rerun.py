@@ -97,8 +97,20 @@ def test_an_osem_parameter_reruns_pet_reconstruction_and_what_follows(copies):
         config={"reconstruction": {"pet": {"iterations": 3}}},
     )
     rules = {rule for rule, _ in planned}
-    assert {"reconstruct_pet", "register_pet", "extract_features", "train_models"} <= rules
+    assert {"reconstruct_pet", "register_pet", "extract_features", "cross_validate", "summarise_models"} <= rules
     assert not rules & {"simulate_pet", "reconstruct_ct", "reconstruct_mri", "register_t1", "segment_t1"}
+
+
+@pytest.mark.parametrize("change, touched", [
+    ({"model": {"classifiers": {"linear_svm": {"grid": {"C": [0.5]}}}}}, "model=linear_svm"),
+    ({"model": {"feature_sets": {"icv_only": ["icv_ml"]}}}, "features=icv_only"),
+], ids=["a classifier's grid", "a new feature set"])
+def test_a_model_change_runs_only_its_own_cross_validation_jobs(copies, change, touched):
+    repo, study = copies
+    planned = check_exactly_downstream(
+        repo, study, lambda job: job["rule"] == "cross_validate" and touched in job["wildcards"], config=change)
+    assert {rule for rule, _ in planned} == {"cross_validate", "summarise_models", "all"}
+    assert sum(rule == "cross_validate" for rule, _ in planned) == 3  # of the study's 9 (or 12) rows
 
 
 def test_an_edit_of_the_ct_projector_reruns_the_rules_that_import_it(copies):
@@ -143,7 +155,7 @@ def test_each_rule_depends_on_the_library_modules_its_script_imports():
     follow the workflow support (dlmi_workflow): the dlmi modules only it imports (e.g. dlmi.seeding for the
     provenance record) serve the logs and records, not the outputs."""
     rules = {name: rule for name, rule in parse_workflow()["rules"].items() if rule["script"]}
-    assert {"reconstruct_ct", "train_models", "describe_dataset"} <= set(rules)
+    assert {"reconstruct_ct", "cross_validate", "describe_dataset"} <= set(rules)
     for name, rule in rules.items():
         script, library = rule["script"], rule["library"]
         finder = modulefinder.ModuleFinder(path=[str(REPO / "scripts")], excludes=[sources.SUPPORT])

@@ -34,13 +34,39 @@ def test_participants_and_features(tiny_study):
     assert ((suvr > 0.5) & (suvr < 2.0)).all().all()
 
 
+METRICS = ["balanced_accuracy", "auc", "accuracy", "sensitivity", "specificity"]
+
+
 def test_metrics_table(tiny_study):
     workdir, _ = tiny_study
-    metrics = read(workdir / "results" / "group" / "metrics.tsv")
-    assert list(metrics.columns) == ["model", "features", "balanced_accuracy", "auc", "accuracy", "sensitivity",
-                                     "specificity", "ci_low", "ci_high"]
-    assert len(metrics) == 6
-    assert ((metrics.ci_low <= metrics.balanced_accuracy) & (metrics.balanced_accuracy <= metrics.ci_high)).all()
+    group = workdir / "results" / "group"
+    metrics = read(group / "metrics.tsv")
+    assert list(metrics.columns) == ["task", "model", "features", "n", "n_positive",
+                                     *[f"{m}{s}" for m in METRICS for s in ("", "_ci_low", "_ci_high")],
+                                     "balanced_accuracy_repeat0", "p_permutation", "permutations", "hyperparameters"]
+    assert len(metrics) == 9 and set(metrics.task) == {"diagnosis"}
+    assert set(metrics.model) == {"linear_svm", "l1_logistic_regression", "random_forest"}
+    for m in METRICS:
+        assert ((metrics[f"{m}_ci_low"] <= metrics[m]) & (metrics[m] <= metrics[f"{m}_ci_high"])).all(), m
+    # p-values on the permutation grid of each row: k / (1 + permutations), k >= 1
+    k = metrics.p_permutation * (1 + metrics.permutations)
+    assert (k.round() >= 1).all() and (k - k.round()).abs().max() < 1e-4  # the TSV keeps 6 digits
+    assert (group / "confusion.png").stat().st_size > 0
+
+
+def test_one_set_of_splits_serves_every_model(tiny_study):
+    workdir, _ = tiny_study
+    models = workdir / "results" / "group" / "models" / "diagnosis"
+    splits = read(models / "splits.tsv")
+    participants = read(workdir / "results" / "participants.tsv")
+    for (repeat, fold), rows in splits.groupby(["repeat", "fold"]):
+        train = set(rows.participant_id[rows.set == "train"])
+        test = set(rows.participant_id[rows.set == "test"])
+        assert not train & test and train | test == set(participants.participant_id), (repeat, fold)
+    predictions = read(workdir / "results" / "group" / "predictions.tsv")
+    assert len(predictions) == 9 * len(participants)
+    jobs = sorted(p.relative_to(models).as_posix() for p in models.glob("*/*/metrics.tsv"))
+    assert len(jobs) == 9 and "linear_svm/t1_volumes+pet_suvr/metrics.tsv" in jobs
 
 
 def test_quality_tables(tiny_study):

@@ -1,6 +1,7 @@
 # Sample table, path helpers and input functions shared by every stage.
 
 import os
+import re
 import sys
 
 # This checkout's library, for the workflow and for its jobs: first on the path here, and on the jobs'
@@ -130,8 +131,49 @@ def subject_effects(wildcards):
     return config["anatomy"]["effects"] if participant["group"] == "AD" else None
 
 
+# The group models (workflow/rules/model.smk): one cross_validate job per (task, model, feature set).
+PARTICIPANTS_SCHEMA = dlmi_workflow.dataset.participants_schema(
+    dlmi_workflow.config.load_yaml(workflow.source_path("../schemas/participants.schema.yaml")),
+    simulated=SIMULATED,
+)
+MODEL_VALIDATION = ("cv_folds", "inner_folds", "permutations", "bootstrap", "ci_level")
+
+
+def one_of(names):
+    """A wildcard constraint matching exactly one of `names`."""
+    return "|".join(re.escape(name) for name in names) or "(?!)"
+
+
+def model_job_settings(task, model, features):
+    """What one cross_validate job depends on: its own task, classifier grid and feature columns and the
+    validation settings, nothing of the other jobs."""
+    classifier = MODEL["classifiers"][model]
+    return {
+        "task": task,
+        "model": model,
+        "grid": classifier["grid"],
+        "features": features,
+        "columns": MODEL["feature_sets"][features],
+        **{key: MODEL[key] for key in MODEL_VALIDATION},
+        "permutations": classifier.get("permutations", MODEL["permutations"]),
+    }
+
+
+def model_job_outputs(kind):
+    """The `kind` ("metrics" or "predictions") files of every (task, model, feature set) job."""
+    return [
+        group(f"models/{task}/{model}/{features}/{kind}.tsv")
+        for task in MODEL["tasks"]
+        for model in MODEL["classifiers"]
+        for features in MODEL["feature_sets"]
+    ]
+
+
 wildcard_constraints:
     subject=dlmi_workflow.bids.LABEL,
+    task=one_of(MODEL["tasks"]),
+    model=one_of(MODEL["classifiers"]),
+    features=one_of(MODEL["feature_sets"]),
 
 
 def attach_library_versions():
@@ -209,7 +251,11 @@ def group_outputs():
         group("features.tsv"),
         expand(group("qc/{stage}.png"), stage=QC_STAGES),
         expand(sub("", "features.tsv"), subject=outside),
-        *([study("participants.tsv"), group("metrics.tsv"), group("roc.png")] if PLAN_MODEL else []),
+        *(
+            [study("participants.tsv"), group("metrics.tsv"), group("roc.png"), group("confusion.png")]
+            if PLAN_MODEL
+            else []
+        ),
         *(
             [group("recon_quality.tsv"), group("registration_quality.tsv"), group("segmentation_quality.tsv")]
             if SIMULATED

@@ -1,10 +1,63 @@
-# Group models: AD vs CN classification with subject-level stratified cross-validation.
+# Group models: each (task, model, feature set) is its own job, scored by nested cross-validation on the
+# task's splits, drawn once per study; summarise_models lays the rows out as the course's table.
 
 
-rule train_models:
+rule make_splits:
+    input:
+        participants=rules.make_participants.output.tsv,
+    output:
+        splits=group("models/{task}/splits.tsv"),
+    log:
+        logfile("make_splits/{task}", subject=False),
+    benchmark:
+        benchfile("make_splits/{task}", subject=False)
+    conda:
+        f"{ENVS}/ml.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        # the schema's content, not its path: moving the checkout reruns nothing, editing the schema does
+        participants_schema=PARTICIPANTS_SCHEMA,
+        folds=MODEL["cv_folds"],
+        repeats=MODEL["cv_repeats"],
+        seed=config["cohort"]["seed"],
+    script:
+        "../../scripts/make_splits.py"
+
+
+rule cross_validate:
     input:
         features=rules.gather_features.output.tsv,
         participants=rules.make_participants.output.tsv,
+        splits=rules.make_splits.output.splits,
+    output:
+        metrics=group("models/{task}/{model}/{features}/metrics.tsv"),
+        predictions=group("models/{task}/{model}/{features}/predictions.tsv"),
+    log:
+        logfile("cross_validate/{task}/{model}/{features}", subject=False),
+    benchmark:
+        benchfile("cross_validate/{task}/{model}/{features}", subject=False)
+    conda:
+        f"{ENVS}/ml.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        participants_schema=PARTICIPANTS_SCHEMA,
+        # only this job's own settings, so that adding a model or a feature set runs only its jobs
+        validation=lambda w: model_job_settings(w.task, w.model, w.features),
+        seed=config["cohort"]["seed"],
+    script:
+        "../../scripts/cross_validate.py"
+
+
+rule summarise_models:
+    input:
+        metrics=model_job_outputs("metrics"),
+        predictions=model_job_outputs("predictions"),
     output:
         metrics=report(
             group("metrics.tsv"),
@@ -19,23 +72,21 @@ rule train_models:
             category="Model",
             labels={"figure": "ROC curves"},
         ),
+        confusion=report(
+            group("confusion.png"),
+            caption="../report/confusion.rst",
+            category="Model",
+            labels={"figure": "confusion matrices"},
+        ),
     log:
-        logfile("train_models", subject=False),
+        logfile("summarise_models", subject=False),
     benchmark:
-        benchfile("train_models", subject=False)
+        benchfile("summarise_models", subject=False)
     conda:
         f"{ENVS}/ml.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
-    params:
-        # the schema's content, not its path: moving the checkout reruns nothing, editing the schema does
-        participants_schema=dlmi_workflow.dataset.participants_schema(
-            dlmi_workflow.config.load_yaml(workflow.source_path("../schemas/participants.schema.yaml")),
-            simulated=SIMULATED,
-        ),
-        model=MODEL,
-        seed=config["cohort"]["seed"],
+        mem_mb=1000,
+        runtime=5,
     script:
-        "../../scripts/train_models.py"
+        "../../scripts/summarise_models.py"
