@@ -69,13 +69,14 @@ def main(features_tsv, participants_tsv, participants_schema: dict, splits_tsv, 
     logger = runlog.start(log, "cross_validate")
     table = pd.read_csv(features_tsv, sep="\t", dtype={"participant_id": str})
     check_features(features_tsv, table, params["columns"], params["features"])
-    participants = cohort.read_participants(participants_tsv, list(table["participant_id"]), participants_schema)
-    labels = validation.task_labels(participants, params["task"])
-    absent = sorted(set(labels.index) - set(table["participant_id"]))
+    splits = pd.read_csv(splits_tsv, sep="\t", dtype={"participant_id": str})
+    subjects = list(dict.fromkeys(splits.participant_id))  # the task's subjects, as make_splits chose them
+    absent = [s for s in subjects if s not in set(table["participant_id"])]
     if absent:
         raise io.InputError(f"{features_tsv}: no row for {', '.join(absent[:5])}{' ...' if len(absent) > 5 else ''}"
-                            f" (task {params['task']})")
-    splits = pd.read_csv(splits_tsv, sep="\t", dtype={"participant_id": str})
+                            f" (task {params['task']}, {splits_tsv})")
+    participants = cohort.read_participants(participants_tsv, subjects, participants_schema)
+    labels = validation.task_labels(participants[participants.participant_id.isin(subjects)], params["task"])
     validation.check_splits(splits, labels.index, splits_tsv)
     features = table.set_index("participant_id").loc[labels.index, params["columns"]].astype(float)
     logger.info("task %s, model %s, features %s: %d subjects, %d repeats x %d folds, %d permutations",

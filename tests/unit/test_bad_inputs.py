@@ -446,7 +446,7 @@ def train(repo, tmp_path, features, participants_schema, participants=None, **ch
     """The cross_validate rule's main on `features` with splits made by the make_splits rule's main."""
     participants = write_participants(tmp_path, participants or PARTICIPANTS4)  # 2 AD, 2 CN
     splits = tmp_path / "splits.tsv"
-    script(repo, "make_splits").main(participants, participants_schema, splits, "diagnosis", 2, 1, 1)
+    script(repo, "make_splits").main(participants, participants_schema, splits, "diagnosis", SUBJECTS4, 2, 1, 1)
     outputs = {name: tmp_path / name for name in ("metrics.tsv", "predictions.tsv")}
     script(repo, "cross_validate").main(features, participants, participants_schema, splits, *outputs.values(),
                                         model_params(**changes), seed=1)
@@ -480,14 +480,14 @@ def test_a_task_subject_without_features(tmp_path, repo, participants_schema):
     path = features_table(tmp_path, lambda table: table[table.participant_id != "sub-004"])
     with pytest.raises(io.InputError) as err:
         train(repo, tmp_path, path, participants_schema)
-    assert message(err) == f"{path}: no row for sub-004 (task diagnosis)"
+    assert message(err) == f"{path}: no row for sub-004 (task diagnosis, {tmp_path / 'splits.tsv'})"
 
 
 def test_a_task_class_smaller_than_the_folds(tmp_path, repo, participants_schema):
     splits = tmp_path / "splits.tsv"
     with pytest.raises(io.InputError) as err:  # PARTICIPANTS: 1 AD, 2 CN
         script(repo, "make_splits").main(write_participants(tmp_path, PARTICIPANTS), participants_schema, splits,
-                                         "diagnosis", 2, 1, 1)
+                                         "diagnosis", EXPECTED, 2, 1, 1)
     assert message(err) == ("task diagnosis: 1 AD subject(s), fewer than the 2 cross-validation folds "
                             "(config key model.cv_folds)")
     assert not splits.exists()
@@ -497,7 +497,7 @@ def test_participants_without_the_tasks_label_column(tmp_path, repo, participant
     text = "participant_id\tage\n" + "".join(f"sub-00{k}\t70\n" for k in range(1, 5))
     with pytest.raises(io.InputError) as err:
         script(repo, "make_splits").main(write_participants(tmp_path, text), participants_schema,
-                                         tmp_path / "splits.tsv", "diagnosis", 2, 1, 1)
+                                         tmp_path / "splits.tsv", "diagnosis", SUBJECTS4, 2, 1, 1)
     assert message(err).startswith(f"{tmp_path / 'participants.tsv'}: missing column")
     assert "'group'" in message(err)
 
@@ -617,6 +617,7 @@ sub-002\tCN\t83.3\tF\t28
 sub-003\tCN\t85.5\tF\t26
 """
 EXPECTED = ["sub-001", "sub-002", "sub-003"]
+SUBJECTS4 = [*EXPECTED, "sub-004"]
 PARTICIPANTS4 = PARTICIPANTS.replace("sub-003\tCN", "sub-003\tAD") + "sub-004\tCN\t70.0\tM\t27\n"
 
 

@@ -20,6 +20,7 @@ rule make_splits:
     params:
         # the schema's content, not its path: moving the checkout reruns nothing, editing the schema does
         participants_schema=PARTICIPANTS_SCHEMA,
+        subjects=[f"sub-{s}" for s in GROUP_SUBJECTS],
         folds=MODEL["cv_folds"],
         repeats=MODEL["cv_repeats"],
         seed=config["cohort"]["seed"],

@@ -1,7 +1,7 @@
 """Classifiers of the group models: one pipeline factory (scaling, then the estimator), and their metrics.
 
-Every model is a scikit-learn Pipeline fed a pandas DataFrame indexed by participant_id, so that a spy
-step in front (dlmi.analysis.validation.SubjectSpy) can record which subjects each fit saw.
+Every model is a scikit-learn Pipeline; a spy step in front (dlmi.analysis.validation.SubjectSpy) can record
+which subjects each of its fits saw.
 """
 from __future__ import annotations
 
