@@ -110,9 +110,10 @@ def test_a_class_smaller_than_the_folds_names_the_task():
 
 
 def test_an_unknown_grid_parameter_names_the_config_key():
-    features, labels, _ = make_data()
+    features, labels, ids = make_data()
     with pytest.raises(InputError) as err:
-        validation.fit_tuned(features, labels, "linear_svm", {"gamma_typo": [1, 2]}, inner_folds=3, seed=0)
+        validation.cross_validated_scores(features, labels, ids, splits_of(labels, ids, 5, 1, 0), "linear_svm",
+                                          {"gamma_typo": [1, 2]}, inner_folds=3, seed=0)
     assert str(err.value) == "config key model.classifiers.linear_svm: linear_svm has no parameter 'gamma_typo'"
 
 

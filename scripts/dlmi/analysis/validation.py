@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.model_selection import ParameterGrid, StratifiedKFold
 
 from dlmi.analysis import models
@@ -111,12 +111,7 @@ def fit_tuned(features: np.ndarray, labels: np.ndarray, model: str, grid: dict, 
     not depend on its parameters, so they are fit once per inner fold, not once per grid point. A grid with
     a single point is fit directly. Returns (fitted pipeline, chosen parameters).
     """
-    parameters = models.grid_parameters(grid)
-    unknown = sorted(set(parameters) - set(factory(model, seed).get_params()))
-    if unknown:
-        raise InputError(f"config key model.classifiers.{model}: {model} has no parameter "
-                         f"{unknown[0].removeprefix('estimator__')!r}")
-    points = list(ParameterGrid(parameters))
+    points = list(ParameterGrid(models.grid_parameters(grid)))
     if len(points) == 1:
         return factory(model, seed).set_params(**points[0]).fit(features, labels), points[0]
     smaller = int(min(np.sum(labels == 0), np.sum(labels == 1)))
@@ -129,12 +124,22 @@ def fit_tuned(features: np.ndarray, labels: np.ndarray, model: str, grid: dict, 
         pipeline = factory(model, seed)
         preprocess = pipeline[:-1].fit(features[train], labels[train])
         seen, unseen = preprocess.transform(features[train]), preprocess.transform(features[validation])
+        estimator = pipeline.steps[-1][1]
+        settings = estimator.get_params(deep=False)  # once: scikit-learn reads a signature per get_params
         for k, point in enumerate(points):
-            estimator = pipeline.set_params(**point).steps[-1][1]
-            estimator = clone(estimator).fit(seen, labels[train])
-            scores[k] += balanced_accuracy(labels[validation], models.decision_scores(estimator, unseen))
+            chosen = {name.removeprefix("estimator__"): value for name, value in point.items()}
+            fitted = type(estimator)(**(settings | chosen)).fit(seen, labels[train])
+            scores[k] += balanced_accuracy(labels[validation], models.decision_scores(fitted, unseen))
     best = points[int(np.argmax(scores / folds))]
     return factory(model, seed).set_params(**best).fit(features, labels), best
+
+
+def check_grid(model: str, grid: dict, factory: Callable = models.pipeline) -> None:
+    """Raise InputError naming the config key unless every parameter of `grid` is one of the estimator's."""
+    unknown = sorted(set(models.grid_parameters(grid)) - set(factory(model, 0).get_params()))
+    if unknown:
+        raise InputError(f"config key model.classifiers.{model}: {model} has no parameter "
+                         f"{unknown[0].removeprefix('estimator__')!r}")
 
 
 def nested_cv_scores(features: np.ndarray, labels: np.ndarray, folds, model: str, grid: dict, *, inner_folds: int,
@@ -156,6 +161,7 @@ def cross_validated_scores(features: np.ndarray, labels: np.ndarray, ids, splits
     """Each subject's out-of-fold score averaged over the repeats of `splits` (the split's luck averaged
     out), the per-repeat scores (subjects x repeats) and the parameters chosen in every fold. `ids`: the
     participant_ids of the rows of `features`."""
+    check_grid(model, grid, factory)
     per_repeat, chosen = [], []
     for repeat in sorted(splits.repeat.unique()):
         scores, parameters = nested_cv_scores(features, labels, folds_of(splits, repeat, ids), model, grid,
