@@ -159,6 +159,48 @@ def test_null_effects_give_identical_groups(template):
         assert np.array_equal(cn[key], ad[key]), key
 
 
+def _subject(template, group, subtype=None, effects=None, seed=21):
+    participant = {"group": group, "age": 70.0} | ({"subtype": subtype} if subtype else {})
+    return ph.simulate_subject(template, participant, effects=effects, rng=np.random.default_rng(seed))
+
+
+def test_mci_has_its_severity_of_every_ad_effect(template):
+    """The same person as sMCI, pMCI and AD: each imaging effect is the group's fraction of AD's."""
+    effects = ph.Effects()
+    applied = {group: _subject(template, group, effects=effects)["applied"] for group in ("sMCI", "pMCI", "AD")}
+    for group, fraction in (("sMCI", effects.smci_severity), ("pMCI", effects.pmci_severity)):
+        assert applied[group]["severity"] == fraction
+        assert applied[group]["hippocampal_atrophy"] == pytest.approx(fraction * applied["AD"]["hippocampal_atrophy"])
+        assert applied[group]["fdg_hypometabolism"] == pytest.approx(fraction * effects.fdg_hypometabolism)
+        grown = applied[group]["ventricle_growth"] + 1
+        ageing = applied["AD"]["ventricle_growth"] + 1
+        assert grown == pytest.approx(ageing / (1 + effects.ventricle_enlargement)
+                                      * (1 + fraction * effects.ventricle_enlargement))
+
+
+def test_subtypes_shift_the_effects_between_hippocampus_and_temporoparietal_cortex(template):
+    effects = dataclasses.replace(ph.Effects(), subtype_contrast=0.5)
+    hippocampal, cortical = (_subject(template, "AD", subtype, effects) for subtype in ("hippocampal", "cortical"))
+    plain = _subject(template, "AD", None, effects)
+    atrophy = plain["applied"]["hippocampal_atrophy"]
+    assert hippocampal["applied"]["hippocampal_atrophy"] == pytest.approx(1.5 * atrophy)
+    assert cortical["applied"]["hippocampal_atrophy"] == pytest.approx(0.5 * atrophy)
+    assert hippocampal["volumes_ml"]["hippocampus_L_pv"] < cortical["volumes_ml"]["hippocampus_L_pv"]
+    temporal = plain["regions"] == labels.REGIONS["temporal"]
+    assert np.array_equal(temporal, cortical["regions"] == labels.REGIONS["temporal"])
+    uptake = {name: s["fdg"][temporal].sum() for name, s in (("hippocampal", hippocampal), ("cortical", cortical))}
+    assert uptake["cortical"] < uptake["hippocampal"]
+
+
+def test_null_effects_give_identical_mci_and_subtypes(template):
+    null = ph.Effects.null()
+    cn = _subject(template, "CN", effects=null)
+    for group, subtype in (("sMCI", "hippocampal"), ("pMCI", "cortical"), ("AD", "hippocampal")):
+        other = _subject(template, group, subtype, null)
+        for key in ("fractions", "regions", "fdg"):
+            assert np.array_equal(cn[key], other[key]), (group, key)
+
+
 def test_ageing_shrinks_hippocampus_and_grows_ventricles(template):
     young = _simulate(template, "CN", 55.0, 7)
     old = _simulate(template, "CN", 85.0, 7)

@@ -638,9 +638,10 @@ def test_participants_written_by_the_workflow_read_back(tmp_path, participants_s
 @pytest.mark.parametrize("edit, problem", [
     (lambda t: t + "sub-002\tAD\t70\tM\t20\n", "duplicate participant_id sub-002 (lines 3, 5)"),
     (lambda t: t.replace("sub-002\tCN", "sub-002\tMCI"),
-     "line 3 (sub-002): column 'group': 'MCI' is not one of ['CN', 'AD']"),
+     "line 3 (sub-002): column 'group': 'MCI' is not one of ['CN', 'sMCI', 'pMCI', 'AD']"),
     (lambda t: t.replace("sub-003\t", "\t"), "line 4: empty value in column 'participant_id'"),
-    (lambda t: t.replace("\t26", "\tn/a"), "line 4: empty value in column 'cognitive_score'"),
+    (lambda t: t.replace("\t26", "\t"), "line 4: empty value in column 'cognitive_score'"),
+    (lambda t: t.replace("sub-003\t", "n/a\t"), "line 4: empty value in column 'participant_id'"),
     (lambda t: t.replace("sub-003\t", "../003\t"),
      "line 4 (../003): column 'participant_id': '../003' does not match '^sub-[a-zA-Z0-9]+$'"),
     (lambda t: t.replace("\t85.5", "\told"), "line 4 (sub-003): column 'age': 'old' is not of type 'number'"),
@@ -660,6 +661,15 @@ def test_participants_may_hold_more_than_the_expected_subjects(tmp_path, partici
     path = write_participants(tmp_path, PARTICIPANTS)
     table = cohort.read_participants(path, ["sub-003"], participants_schema)
     assert list(table.participant_id) == EXPECTED and table.cognitive_score.dtype.kind == "i"
+
+
+def test_a_missing_value_is_n_a_as_bids_writes_it(tmp_path, participants_schema):
+    """n/a is BIDS's missing value: read as NaN in a numeric column (the schema does not check it), and the
+    rest of the column keeps its type."""
+    path = write_participants(tmp_path, PARTICIPANTS.replace("\t26", "\tn/a"))
+    table = cohort.read_participants(path, EXPECTED, participants_schema)
+    assert table.cognitive_score.isna().tolist() == [False, False, True]
+    assert table.age.dtype.kind == "f" and table.group.tolist() == ["AD", "CN", "CN"]
 
 
 def test_missing_participants_table(tmp_path, participants_schema):

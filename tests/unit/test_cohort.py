@@ -87,3 +87,56 @@ def test_from_config_and_cohort_first_call():
         from_config({"sede": 1})
     with pytest.raises(ValueError, match=r"effects\.atrophy"):
         from_config({}, {"atrophy": 0.2})
+
+
+def test_an_mci_cohort_has_four_groups_with_their_amyloid_conversion_and_scores():
+    """With mci_fraction, MCI subjects stable (sMCI) or converting (pMCI), conversion more likely when amyloid
+    positive; clinical scores ordered CN < sMCI < pMCI < AD in impairment; a subtype in every patient."""
+    design = Cohort(n_subjects=3000, seed=4, ad_fraction=0.2, mci_fraction=0.6)
+    table = participants_table(design, simulated_subjects(design.n_subjects))
+    assert tuple(table.columns) == PARTICIPANT_COLUMNS and set(PARTICIPANTS_JSON) == set(PARTICIPANT_COLUMNS)
+    share = table.group.value_counts(normalize=True)
+    assert share["AD"] == pytest.approx(0.2, abs=0.03)
+    assert share["sMCI"] + share["pMCI"] == pytest.approx(0.6, abs=0.03)
+    mci = table[table.group.isin(["sMCI", "pMCI"])]
+    converts = (mci.group == "pMCI").groupby(mci.amyloid).mean()
+    assert converts["positive"] == pytest.approx(design.conversion_risk[0], abs=0.05)
+    assert converts["negative"] == pytest.approx(design.conversion_risk[1], abs=0.05)
+    amyloid = (table.amyloid == "positive").groupby(table.group.replace({"sMCI": "MCI", "pMCI": "MCI"})).mean()
+    for k, group in enumerate(("CN", "MCI", "AD")):
+        assert amyloid[group] == pytest.approx(design.amyloid_positive[k], abs=0.05)
+    means = table.groupby("group")[["cognitive_score", "cdr_sb"]].mean()
+    order = ["CN", "sMCI", "pMCI", "AD"]
+    assert means.cognitive_score[order].is_monotonic_decreasing and means.cdr_sb[order].is_monotonic_increasing
+    effects = design.effects
+    gap = means.cognitive_score["sMCI"] - means.cognitive_score["pMCI"]
+    assert gap == pytest.approx((effects.pmci_score_severity - effects.smci_score_severity)
+                                * effects.cognitive_score_drop, abs=0.3)
+    assert (table.subtype == "n/a").eq(table.group == "CN").all()
+    assert table[table.group != "CN"].subtype.value_counts(normalize=True).min() > 0.45
+    assert table.education_years.between(8, 22).all() and table.cdr_sb.mul(2).eq(table.cdr_sb.mul(2).round()).all()
+
+
+def test_mci_draws_leave_a_cn_ad_cohort_as_it_was():
+    """The MCI design adds draws after the CN/AD design's, so a CN/AD study keeps its groups, ages, sexes
+    and scores; a subject drawn CN or AD stays so when mci_fraction takes part of the CN share."""
+    ids = simulated_subjects(300)
+    plain = participants_table(Cohort(n_subjects=300, seed=6), ids)
+    mixed = participants_table(Cohort(n_subjects=300, seed=6, mci_fraction=0.3), ids)
+    assert set(plain.group) == {"CN", "AD"}
+    assert plain.group.eq("AD").equals(mixed.group.eq("AD"))
+    kept = mixed.group.eq(plain.group)
+    assert kept.mean() > 0.5 and (plain.group[~kept] == "CN").all()
+    columns = ["participant_id", "age", "sex", "education_years"]
+    assert plain[columns].equals(mixed[columns])
+
+
+def test_mci_design_keys_from_config():
+    design = from_config({"mci_fraction": 0.4, "amyloid_positive": {"MCI": 0.7},
+                          "conversion_risk": {"amyloid_negative": 0.1}})
+    assert design.mci_fraction == 0.4 and design.amyloid_positive == (0.25, 0.7, 0.9)
+    assert design.conversion_risk == (0.6, 0.1)
+    with pytest.raises(ValueError, match=r"cohort\.amyloid_positive\.pMCI"):
+        from_config({"amyloid_positive": {"pMCI": 0.5}})
+    with pytest.raises(ValueError, match="sum to at most 1"):
+        Cohort(ad_fraction=0.6, mci_fraction=0.5)

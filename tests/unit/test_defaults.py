@@ -1,6 +1,7 @@
 """Defaults live in the config schema: where the science library gives its dataclasses defaults (so that
 they can be built without a config), they are the schema's, key for key. (dlmi reads no schema and imports
 no dlmi_workflow; this test reads the schema and compares.)"""
+from dataclasses import fields
 from pathlib import Path
 
 import yaml
@@ -19,16 +20,18 @@ def defaults(*keys):
 
 def test_cohort_defaults_are_the_schema_defaults():
     schema, cohort = defaults("cohort"), Cohort()
-    assert (cohort.n_subjects, cohort.seed, cohort.ad_fraction) == (
-        schema["n_subjects"], schema["seed"], schema["ad_fraction"])
+    assert (cohort.n_subjects, cohort.seed, cohort.ad_fraction, cohort.mci_fraction) == (
+        schema["n_subjects"], schema["seed"], schema["ad_fraction"], schema["mci_fraction"])
     assert [cohort.age_min, cohort.age_max] == schema["age_range"]
+    assert cohort.amyloid_positive == tuple(defaults("cohort", "amyloid_positive").values())
+    assert cohort.conversion_risk == tuple(defaults("cohort", "conversion_risk").values())
 
 
 def test_effect_defaults_are_the_schema_defaults():
     schema, effects = defaults("anatomy", "effects"), Effects()
-    assert list(effects.hippocampal_atrophy) == schema["hippocampal_atrophy"]
-    assert (effects.ventricle_enlargement, effects.fdg_hypometabolism, effects.cognitive_score_drop) == (
-        schema["ventricle_enlargement"], schema["fdg_hypometabolism"], schema["cognitive_score_drop"])
+    assert set(schema) == {f.name for f in fields(Effects)}
+    for name, value in schema.items():
+        assert getattr(effects, name) == (tuple(value) if isinstance(value, list) else value), name
 
 
 def test_the_training_cohort_defaults_keep_it_apart_from_every_study_seed():

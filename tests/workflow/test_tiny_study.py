@@ -24,7 +24,8 @@ def test_outputs_and_report_exist(tiny_study):
 def test_participants_and_features(tiny_study):
     workdir, _ = tiny_study
     participants = read(workdir / "results" / "participants.tsv")
-    assert list(participants.columns) == ["participant_id", "group", "age", "sex", "cognitive_score"]
+    assert list(participants.columns) == ["participant_id", "group", "age", "sex", "cognitive_score", "cdr_sb",
+                                          "education_years", "amyloid", "subtype"]
     assert len(participants) == 6 and set(participants.group) <= {"CN", "AD"}
     features = read(workdir / "results" / "group" / "features.tsv")
     assert list(features.participant_id) == list(participants.participant_id)

@@ -79,7 +79,10 @@ if not PLAN_MODEL:
     )
 ENVS = "../../envs"
 # What a subject's own draws depend on: changing the cohort size or exclusions must not re-run any subject.
-SUBJECT_DRAWS = {k: config["cohort"][k] for k in ("seed", "ad_fraction", "age_range")}
+SUBJECT_DRAWS = {
+    k: config["cohort"][k]
+    for k in ("seed", "ad_fraction", "mci_fraction", "age_range", "amyloid_positive", "conversion_risk")
+}
 
 
 # The U-Net (workflow/rules/unet.smk): its training cohort, apart from the study's, and its checkpoint.
@@ -121,14 +124,14 @@ elif UNET_READY and UNET_MISFIT:
 def training_effects(wildcards):
     """As `subject_effects`, for a subject of the U-Net's training cohort (drawn from its own seed)."""
     participant = draw_participant(TRAINING_DRAWS["seed"], wildcards.subject, from_config(TRAINING_DRAWS))
-    return config["anatomy"]["effects"] if participant["group"] == "AD" else None
+    return None if participant["group"] == "CN" else config["anatomy"]["effects"]
 
 
 def subject_effects(wildcards):
-    """The disease effect sizes a subject's anatomy depends on: the config's for an AD subject, none for a
-    CN subject (its anatomy does not depend on them), so that new effect sizes re-run only AD subjects."""
+    """The disease effect sizes a subject's anatomy depends on: the config's for an MCI or AD subject, none for
+    a CN subject (its anatomy does not depend on them), so that new effect sizes re-run only the patients."""
     participant = draw_participant(config["cohort"]["seed"], wildcards.subject, from_config(SUBJECT_DRAWS))
-    return config["anatomy"]["effects"] if participant["group"] == "AD" else None
+    return None if participant["group"] == "CN" else config["anatomy"]["effects"]
 
 
 # The group models (workflow/rules/model.smk): one cross_validate job per (task, model, feature set).

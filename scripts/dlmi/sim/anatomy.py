@@ -488,12 +488,14 @@ def simulate_subject(template: Template, participant: dict, effects: Effects | N
                      age_effects: AgeEffects | None = None) -> dict:
     """One subject's ground-truth anatomy and physical properties on the template grid.
 
-    participant: dict with at least "group" ("CN"/"AD") and "age" (years) (see dlmi.sim.cohort.draw_participant).
+    participant: dict with at least "group" ("CN", "sMCI", "pMCI" or "AD") and "age" (years), and optionally
+    "subtype" ("hippocampal"/"cortical"; see dlmi.sim.cohort.draw_participant).
     The subject is the template pulled back through a random diffeomorphism (stationary velocity field,
     scaling and squaring) composed with a random affine (`transform`, template world -> subject world), then
-    aged (AgeEffects) and, in AD, given hippocampal atrophy, ventricle enlargement and FDG hypometabolism
-    (Effects). The same random draws are made whatever the group, so one rng seed gives the same anatomy
-    in CN and AD and the group difference is the configured effect alone.
+    aged (AgeEffects) and given the disease effects (Effects: hippocampal atrophy, ventricle enlargement and
+    FDG hypometabolism), scaled by the group's severity (0 in CN, 1 in AD, `Effects.severity`) and weighted by
+    the subtype (`Effects.subtype_weights`). The same random draws are made whatever the group, so one rng
+    seed gives the same anatomy in every group and the group difference is the configured effect alone.
 
     Returns dict: affine (4, 4); fractions (6, X, Y, Z) float32; tissue, regions (X, Y, Z) uint8; t1_ms,
     t2_ms, pd, ct_hu (HU), fdg (kBq/mL) float32 (X, Y, Z); transform (4, 4); applied (dict of the effect
@@ -506,7 +508,8 @@ def simulate_subject(template: Template, participant: dict, effects: Effects | N
     variability = Variability() if variability is None else variability
     age_effects = AgeEffects() if age_effects is None else age_effects
     rng = np.random.default_rng(0) if rng is None else rng
-    is_ad = participant["group"] == "AD"
+    severity = effects.severity(participant["group"])
+    hippocampal_weight, cortical_weight = effects.subtype_weights(participant.get("subtype"))
     years = age_effects.years(participant["age"])
     shape, affine = template.shape, template.affine
     spacing = np.abs(np.diag(affine)[:3])
@@ -561,11 +564,11 @@ def simulate_subject(template: Template, participant: dict, effects: Effects | N
     moved = fractions[GM] * gm_loss * keep
     fractions[GM] -= moved
     fractions[CSF] += moved
-    hip_loss = 1.0 - (1.0 - min(age_effects.hippocampus_loss_per_year * years, 0.9)) * (1.0 - atrophy * is_ad)
+    hip_loss = 1.0 - (1.0 - min(age_effects.hippocampus_loss_per_year * years, 0.9)) * (1.0 - atrophy * severity * hippocampal_weight)
     for label in hip_labels:
         _erode_gm(fractions, regions == label, hip_loss, jitter, spacing)
     vent_growth = (1.0 + age_effects.ventricle_growth_per_year * years) * \
-        (1.0 + effects.ventricle_enlargement * is_ad) - 1.0
+        (1.0 + effects.ventricle_enlargement * severity) - 1.0
     for label in vent_labels:
         _grow_region(fractions, regions, label, vent_growth, jitter, spacing, forbidden=np.isin(regions, hip_labels))
     tissue = np.argmax(fractions, axis=0).astype(np.uint8)
@@ -574,10 +577,10 @@ def simulate_subject(template: Template, participant: dict, effects: Effects | N
     # --- physical properties
     table = tissue_properties()
     maps = property_maps(fractions, table)
-    hypo = effects.fdg_hypometabolism * is_ad
+    hypo = effects.fdg_hypometabolism * severity
     gm_factor = np.ones(shape, np.float32)
-    gm_factor[np.isin(regions, (REGIONS["temporal"], REGIONS["parietal"]))] -= hypo
-    gm_factor[np.isin(regions, hip_labels)] -= hypo / 2
+    gm_factor[np.isin(regions, (REGIONS["temporal"], REGIONS["parietal"]))] -= hypo * cortical_weight
+    gm_factor[np.isin(regions, hip_labels)] -= hypo / 2 * hippocampal_weight
     regional = 1.0 + variability.fdg_regional_sd * _coarse_field_at(fdg_field, shape, affine)
     gm_uptake = table["fdg"][GM] * fractions[GM] * (gm_factor * regional - 1.0)
     fdg = np.clip((maps["fdg"] + gm_uptake) * fdg_scale, 0.0, None).astype(np.float32)
@@ -601,7 +604,8 @@ def simulate_subject(template: Template, participant: dict, effects: Effects | N
         "transform": transform,
         "volumes_ml": volumes,
         "applied": {
-            "hippocampal_atrophy": float(atrophy * is_ad),
+            "severity": float(severity),
+            "hippocampal_atrophy": float(atrophy * severity * hippocampal_weight),
             "hippocampal_loss": float(hip_loss),
             "ventricle_growth": float(vent_growth),
             "gm_loss": float(gm_loss),
