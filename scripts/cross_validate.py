@@ -1,12 +1,14 @@
 """Rule cross_validate: one (task, model, feature set) by nested cross-validation on the task's fixed
-splits: out-of-fold scores, every metric with a bootstrap CI, and a label-permutation p-value."""
+splits: out-of-fold scores, every metric with a bootstrap CI, and a label-permutation p-value. The feature
+set's columns come from the features table, its clinical variables from participants.tsv
+(dlmi.analysis.design), and its SVM scores are computed inside every training fold."""
 from collections import Counter
 
 import numpy as np
 import pandas as pd
 
 from dlmi import io
-from dlmi.analysis import models, validation
+from dlmi.analysis import design, models, tasks, validation
 from dlmi.sim import cohort
 from dlmi_workflow import runlog
 
@@ -35,13 +37,25 @@ def describe_choices(chosen: list[dict]) -> str:
     return "; ".join(f"{choice or 'fixed'} ({n}/{len(chosen)})" for choice, n in counts.most_common())
 
 
+def job_factory(factory, columns: list[str], params: dict):
+    """`factory` building the job's pipelines on a design matrix with `columns`: with the feature set's SVM
+    scores (params["scores"]) as a pipeline step in front of the model, fit inside each training fold."""
+    scores = params.get("scores") or {}
+    if not scores:
+        return factory
+    kept = [columns.index(c) for c in params["columns"] if not c.startswith(design.SCORE_PREFIX)]
+    groups = [[columns.index(c) for c in inputs] for inputs in scores.values()]
+    return lambda model, seed: factory(model, seed, scores=(kept, groups), score_folds=params["inner_folds"])
+
+
 def evaluate(features: pd.DataFrame, labels: pd.Series, splits: pd.DataFrame, params: dict, seed: int,
              factory=models.pipeline):
-    """(metrics row, predictions table) of params["model"] on `features` (rows indexed by participant_id,
-    in the order of `labels`).
+    """(metrics row, predictions table) of params["model"] on the design matrix `features` (rows indexed by
+    participant_id, in the order of `labels`; columns as design.matrix_columns gives them).
 
     factory: the pipeline factory (models.pipeline; a test passes one with a spy)."""
     model, grid = params["model"], params["grid"]
+    factory = job_factory(factory, list(features.columns), params)
     x, y, ids = features.to_numpy(float), labels.to_numpy(int), list(labels.index)
     scores, per_repeat, chosen = validation.cross_validated_scores(
         x, y, ids, splits, model, grid, inner_folds=params["inner_folds"], seed=seed, factory=factory)
@@ -56,7 +70,7 @@ def evaluate(features: pd.DataFrame, labels: pd.Series, splits: pd.DataFrame, pa
     if params["permutations"]:
         p, _ = validation.permutation_p_value(
             x, y, observed, model, grid, folds=params["cv_folds"], inner_folds=params["inner_folds"],
-            permutations=params["permutations"], seed=seed)
+            permutations=params["permutations"], seed=seed, factory=factory)
     row |= {"balanced_accuracy_repeat0": observed, "p_permutation": p, "permutations": params["permutations"],
             "hyperparameters": describe_choices(chosen)}
     predictions = pd.DataFrame({"participant_id": ids, "task": params["task"], "model": model,
@@ -64,24 +78,44 @@ def evaluate(features: pd.DataFrame, labels: pd.Series, splits: pd.DataFrame, pa
     return pd.DataFrame([row]), predictions
 
 
-def main(features_tsv, participants_tsv, participants_schema: dict, splits_tsv, metrics_tsv, predictions_tsv,
-         params: dict, seed: int, log=None, factory=models.pipeline):
-    logger = runlog.start(log, "cross_validate")
+def design_matrix(features_tsv, participants_tsv, participants_schema: dict, splits_tsv, subjects: list[str],
+                  params: dict) -> tuple[pd.DataFrame, pd.Series]:
+    """The job's design matrix (rows: the task's `subjects`, those of `splits_tsv`, indexed by participant_id;
+    columns: design.matrix_columns) and its labels, each input checked with its file named."""
+    task, feature_set = params["task"], params["features"]
+    columns = design.matrix_columns(params["columns"], params.get("scores") or {})
+    label_column = tasks.TASKS[task]["column"]
+    if label_column in columns:
+        raise io.InputError(f"feature set {feature_set!r} (config key model.feature_sets) holds {label_column!r}, "
+                            f"the label of task {task}")
+    clinical = design.clinical_columns(columns)
+    imaging = [c for c in columns if c not in clinical]
     table = pd.read_csv(features_tsv, sep="\t", dtype={"participant_id": str})
-    check_features(features_tsv, table, params["columns"], params["features"])
-    splits = pd.read_csv(splits_tsv, sep="\t", dtype={"participant_id": str})
-    subjects = list(dict.fromkeys(splits.participant_id))  # the task's subjects, as make_splits chose them
+    check_features(features_tsv, table, imaging, feature_set)
     absent = [s for s in subjects if s not in set(table["participant_id"])]
     if absent:
         raise io.InputError(f"{features_tsv}: no row for {', '.join(absent[:5])}{' ...' if len(absent) > 5 else ''}"
-                            f" (task {params['task']}, {splits_tsv})")
+                            f" (task {task}, {splits_tsv})")
     participants = cohort.read_participants(participants_tsv, subjects, participants_schema)
-    labels = validation.task_labels(participants[participants.participant_id.isin(subjects)], params["task"])
+    participants = participants[participants.participant_id.isin(subjects)].reset_index(drop=True)
+    labels = tasks.task_labels(participants, task, participants_tsv)
+    values = design.clinical_table(participants, clinical)
+    check_features(participants_tsv, values, clinical, feature_set)
+    merged = table[["participant_id", *imaging]].merge(values, on="participant_id", how="inner")
+    return merged.set_index("participant_id").loc[labels.index, columns].astype(float), labels
+
+
+def main(features_tsv, participants_tsv, participants_schema: dict, splits_tsv, metrics_tsv, predictions_tsv,
+         params: dict, seed: int, log=None, factory=models.pipeline):
+    logger = runlog.start(log, "cross_validate")
+    splits = pd.read_csv(splits_tsv, sep="\t", dtype={"participant_id": str})
+    subjects = list(dict.fromkeys(splits.participant_id))  # the task's subjects, as make_splits chose them
+    features, labels = design_matrix(features_tsv, participants_tsv, participants_schema, splits_tsv, subjects,
+                                     params)
     validation.check_splits(splits, labels.index, splits_tsv)
-    features = table.set_index("participant_id").loc[labels.index, params["columns"]].astype(float)
-    logger.info("task %s, model %s, features %s: %d subjects, %d repeats x %d folds, %d permutations",
-                params["task"], params["model"], params["features"], len(labels), splits.repeat.nunique(),
-                splits.fold.nunique(), params["permutations"])
+    logger.info("task %s, model %s, features %s (%s): %d subjects, %d repeats x %d folds, %d permutations",
+                params["task"], params["model"], params["features"], ", ".join(params["columns"]), len(labels),
+                splits.repeat.nunique(), splits.fold.nunique(), params["permutations"])
     metrics, predictions = evaluate(features, labels, splits, params, seed, factory)
     io.write_tsv(predictions_tsv, predictions)
     io.write_tsv(metrics_tsv, metrics)

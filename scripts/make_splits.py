@@ -1,7 +1,7 @@
 """Rule make_splits: a task's subject-level stratified cross-validation splits, drawn once per study and
 shared by every model of the task (splits.tsv)."""
 from dlmi import io
-from dlmi.analysis import validation
+from dlmi.analysis import tasks, validation
 from dlmi.sim import cohort
 from dlmi_workflow import runlog
 
@@ -11,8 +11,8 @@ def main(participants_tsv, participants_schema: dict, splits_tsv, task: str, sub
     """subjects: the participant_ids of the group stage (the study's, less cohort.exclude)."""
     logger = runlog.start(log, "make_splits")
     participants = cohort.read_participants(participants_tsv, subjects, participants_schema)
-    labels = validation.task_labels(participants[participants.participant_id.isin(subjects)], task)
-    validation.check_class_sizes(labels, folds, task)
+    labels = tasks.task_labels(participants[participants.participant_id.isin(subjects)], task)
+    tasks.check_class_sizes(labels, folds, task)
     splits = validation.stratified_splits(labels, folds=folds, repeats=repeats, seed=seed)
     validation.check_splits(splits, labels.index, splits_tsv)
     io.write_tsv(splits_tsv, splits)

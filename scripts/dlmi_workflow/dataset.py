@@ -218,16 +218,27 @@ def diagnoses(root: str, t1w: dict[str, Scan], settings: dict, skip: set, wanted
     return groups, problems
 
 
-def model_settings(model: dict, *, has_pet: bool) -> tuple[dict, list[str]]:
-    """The config's model settings with only the feature sets the study's images give (a study without PET
-    has no suvr_* columns), and a line for each feature set dropped. With PET, `model` itself."""
-    if has_pet:
-        return model, []
-    kept = {name: columns for name, columns in model["feature_sets"].items()
-            if not any(c.startswith("suvr_") for c in columns)}
+def model_settings(model: dict, *, has_pet: bool, participants: list[dict]) -> tuple[dict, list[str]]:
+    """The config's model settings with what the study can run, and a line for each thing left out.
+
+    A study without PET keeps no feature set with suvr_* columns, nor one holding the SVM score of a set left
+    out. The tasks kept are those `participants` (the group stage's rows of participants.tsv as known at
+    planning time: drawn, or read from the BIDS dataset) give enough subjects of both classes for
+    model.cv_folds (dlmi.analysis.tasks.feasible_tasks). Raises ValueError naming the config key for a
+    feature set that scores an unknown feature set (dlmi.analysis.design.score_inputs)."""
+    from dlmi.analysis import design, tasks
+
+    sets = model["feature_sets"]
+    for name in sets:
+        design.score_inputs(sets, name)
+    kept = sets if has_pet else {name: columns for name, columns in sets.items()
+                                 if not any(c.startswith("suvr_") for c in columns)}
+    kept = {name: columns for name, columns in kept.items()
+            if all(source.removeprefix(design.SCORE_PREFIX) in kept for source in design.score_inputs(sets, name))}
     dropped = [f"feature set {name!r} (model.feature_sets) needs PET SUVR, which this study has no PET for; "
-               "left out" for name in model["feature_sets"] if name not in kept]
-    return {**model, "feature_sets": kept}, dropped
+               "left out" for name in sets if name not in kept]
+    planned, lines = tasks.feasible_tasks(participants, model["tasks"], model["cv_folds"])
+    return {**model, "feature_sets": kept, "tasks": planned}, dropped + lines
 
 
 def participants_schema(schema: dict, *, simulated: bool) -> dict:

@@ -15,6 +15,7 @@ import pytest
 from workflow_runner import REPO, rule_script
 
 from dlmi import io
+from dlmi.analysis import design
 from dlmi.labels import REFERENCE_REGION, REGIONS, TISSUE_LABELS
 from dlmi.sim import anatomy, cohort
 from dlmi.spatial import orientation
@@ -491,6 +492,37 @@ def test_a_task_class_smaller_than_the_folds(tmp_path, repo, participants_schema
     assert message(err) == ("task diagnosis: 1 AD subject(s), fewer than the 2 cross-validation folds "
                             "(config key model.cv_folds)")
     assert not splits.exists()
+
+
+def test_clinical_variables_are_read_from_participants_and_coded(tmp_path, repo, participants_schema):
+    outputs = train(repo, tmp_path, features_table(tmp_path), participants_schema,
+                    columns=["icv_ml", "age", "sex", "cognitive_score"])
+    assert pd.read_csv(outputs["metrics.tsv"], sep="\t").n.iloc[0] == 4
+    participants = cohort.read_participants(tmp_path / "participants.tsv", SUBJECTS4, participants_schema)
+    coded = design.clinical_table(participants, ["sex", "age"]).set_index("participant_id")
+    assert coded.sex.to_dict() == {"sub-001": 1.0, "sub-002": 0.0, "sub-003": 0.0, "sub-004": 1.0}
+    assert coded.age["sub-004"] == 70.0
+
+
+@pytest.mark.parametrize("cell, columns, expected", [
+    ("21", ["icv_ml", "cdr_sb"], "missing column 'cdr_sb' (feature set 'all': config key model.feature_sets)"),
+    ("n/a", ["cognitive_score"],
+     "line 2 (sub-001): missing feature value in column 'cognitive_score' (1 of 4 values missing or not finite)"),
+])
+def test_a_clinical_variable_missing_from_participants(tmp_path, repo, participants_schema, cell, columns,
+                                                       expected):
+    participants = PARTICIPANTS4.replace("63.3\tM\t21", f"63.3\tM\t{cell}")  # sub-001's cognitive_score
+    with pytest.raises(io.InputError) as err:
+        train(repo, tmp_path, features_table(tmp_path), participants_schema, participants, columns=columns)
+    assert message(err) == f"{tmp_path / 'participants.tsv'}: {expected}"
+    assert not (tmp_path / "metrics.tsv").exists()
+
+
+def test_a_feature_set_holding_the_tasks_label_is_refused(tmp_path, repo, participants_schema):
+    with pytest.raises(io.InputError) as err:
+        train(repo, tmp_path, features_table(tmp_path), participants_schema, columns=["icv_ml", "group"])
+    assert message(err) == ("feature set 'all' (config key model.feature_sets) holds 'group', the label of task "
+                            "diagnosis")
 
 
 def test_participants_without_the_tasks_label_column(tmp_path, repo, participants_schema):

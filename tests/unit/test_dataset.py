@@ -128,9 +128,41 @@ def test_a_bids_study_leaves_subjects_out_by_participant_label_only(tree):
         study_config.validate({"input": {"bids_dir": str(tree)}, "cohort": {"exclude": ["01"]}}, SCHEMA)
 
 
+CN_AD = [{"group": "CN"}] * 5 + [{"group": "AD"}] * 5
+
+
 def test_feature_sets_that_need_pet_are_dropped_without_pet():
-    model = {"cv_folds": 5, "feature_sets": {"t1": ["icv_ml"], "pet": ["suvr_temporal"], "both": ["icv_ml", "suvr_x"]}}
-    assert dataset.model_settings(model, has_pet=True) == (model, [])
-    kept, dropped = dataset.model_settings(model, has_pet=False)
-    assert kept == {"cv_folds": 5, "feature_sets": {"t1": ["icv_ml"]}} and len(dropped) == 2
+    model = {"cv_folds": 5, "tasks": ["diagnosis"],
+             "feature_sets": {"t1": ["icv_ml"], "pet": ["suvr_temporal"], "both": ["icv_ml", "suvr_x"],
+                              "age+pet_score": ["age", "svm_score:pet"]}}
+    assert dataset.model_settings(model, has_pet=True, participants=CN_AD) == (model, [])
+    kept, dropped = dataset.model_settings(model, has_pet=False, participants=CN_AD)
+    assert kept == {**model, "feature_sets": {"t1": ["icv_ml"]}} and len(dropped) == 3
     assert dropped[0].startswith("feature set 'pet' (model.feature_sets) needs PET SUVR")
+    assert dropped[2].startswith("feature set 'age+pet_score' (model.feature_sets) needs PET SUVR")
+
+
+def test_a_task_without_enough_subjects_of_a_class_is_left_out_and_the_others_are_kept():
+    model = {"cv_folds": 5, "tasks": ["prognosis", "diagnosis"], "feature_sets": {"t1": ["icv_ml"]}}
+    participants = CN_AD + [{"group": "sMCI"}] * 6 + [{"group": "pMCI"}] * 4
+    kept, lines = dataset.model_settings(model, has_pet=True, participants=participants)
+    assert kept["tasks"] == ["diagnosis"]
+    assert lines == ["task prognosis: 4 pMCI subject(s), fewer than the 5 cross-validation folds (config key "
+                     "model.cv_folds); the task is not planned"]
+    kept, lines = dataset.model_settings(model, has_pet=True, participants=[{"age": 70}] * 10)
+    assert kept["tasks"] == [] and lines[0] == "task prognosis: no participant has a 'group' value; the task is " \
+                                               "not planned"
+
+
+@pytest.mark.parametrize("sets, message", [
+    ({"a": ["age", "svm_score:b"]}, "config key model.feature_sets.a: 'svm_score:b' scores 'b', which is not a "
+                                    "feature set (a)"),
+    ({"a": ["icv_ml"], "b": ["svm_score:a"], "c": ["age", "svm_score:b"]},
+     "config key model.feature_sets.c: 'svm_score:b' scores a feature set that holds SVM scores itself; a "
+     "score's feature set must name columns only"),
+])
+def test_a_score_of_an_unknown_or_scored_feature_set_is_refused(sets, message):
+    model = {"cv_folds": 2, "tasks": ["diagnosis"], "feature_sets": sets}
+    with pytest.raises(ValueError) as err:
+        dataset.model_settings(model, has_pet=True, participants=CN_AD)
+    assert str(err.value) == message

@@ -8,7 +8,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, recall_scor
 from sklearn.model_selection import GridSearchCV, PredefinedSplit, StratifiedKFold, cross_val_predict
 from workflow_runner import rule_script
 
-from dlmi.analysis import models, validation
+from dlmi.analysis import models, tasks, validation
 from dlmi.io import InputError
 
 GRIDS = {"linear_svm": {"C": [0.01, 0.1, 1.0]}, "l1_logistic_regression": {"C": [0.1, 1.0, 10.0]},
@@ -104,7 +104,7 @@ def test_bad_splits_are_refused(edit, problem):
 def test_a_class_smaller_than_the_folds_names_the_task():
     labels = pd.Series([1, 1, 1] + [0] * 7, index=[f"sub-{k}" for k in range(10)])
     with pytest.raises(InputError) as err:
-        validation.check_class_sizes(labels, 5, "diagnosis")
+        tasks.check_class_sizes(labels, 5, "diagnosis")
     assert str(err.value) == ("task diagnosis: 3 AD subject(s), fewer than the 5 cross-validation folds "
                               "(config key model.cv_folds)")
 
@@ -281,3 +281,72 @@ def test_no_fit_of_the_rule_sees_a_subject_of_its_test_fold(monkeypatch, variant
         assert sum(event == "fit" for event, _ in log.records) == len(folds) * (3 + 1)
     else:
         assert leaks, "the spy missed a deliberate leak"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# out-of-fold SVM scores (the course's "clinical + imaging score" rows)
+
+
+def test_svm_scores_are_out_of_fold_on_the_training_rows_and_refit_for_new_rows():
+    # the peer: scikit-learn's cross_val_predict of the same scaled linear SVM on the same folds, and a fit
+    # on every training row for the rows it never saw
+    features, labels, _ = make_data(n=30, seed=4)
+    new = make_data(n=10, seed=5)[0]
+    step = models.SvmScores([0], [[1, 2], [0, 2]], folds=3, seed=11)
+    seen = step.fit_transform(features, labels)
+    unseen = step.transform(new)
+    cv = StratifiedKFold(3, shuffle=True, random_state=11)
+    for k, group in enumerate([[1, 2], [0, 2]]):
+        svm = models.pipeline("linear_svm", 11)
+        peer = cross_val_predict(svm, features[:, group], labels, cv=cv, method="decision_function")
+        np.testing.assert_allclose(seen[:, 1 + k], peer, rtol=1e-10, atol=1e-12)
+        refit = svm.fit(features[:, group], labels).decision_function(new[:, group])
+        np.testing.assert_allclose(unseen[:, 1 + k], refit, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(seen[:, 0], features[:, 0])
+    np.testing.assert_array_equal(unseen[:, 0], new[:, 0])
+
+
+def test_svm_scores_refuse_a_class_too_small_to_split():
+    features = make_data(n=6)[0]
+    with pytest.raises(InputError, match="a training fold has 1 subject"):
+        models.SvmScores([0], [[1]], folds=3).fit_transform(features[:4], np.array([0, 0, 0, 1]))
+
+
+def leak_by_scoring_on_everyone(monkeypatch, features, labels):
+    """Deliberately leaky: the imaging score's SVM is fit once on the whole cohort, test folds included,
+    and its scores feed every fold's model (a score computed before the cross-validation)."""
+    def fit_transform(self, f, y=None):
+        self.svms_ = [self._svm(group).fit(features, labels) for group in self.groups]
+        return self.transform(f)
+
+    monkeypatch.setattr(models.SvmScores, "fit_transform", fit_transform)
+
+
+@pytest.mark.parametrize("variant", [None, "score_on_everyone"])
+@pytest.mark.parametrize("model", ["random_forest", "l1_logistic_regression"])
+def test_no_fit_of_an_imaging_score_sees_a_subject_of_its_test_fold(monkeypatch, variant, model):
+    # the feature set "a + the SVM score of (b, c)": the spy of the rule's factory stands in front of the
+    # score's SVMs too, so their fits (out of fold and refit, in the tuner's inner CV and in each refit) are
+    # recorded, and the leaky variant is caught
+    x, y, ids = make_data(n=24, shift=1.0)
+    features, labels = pd.DataFrame(x, index=ids, columns=["a", "b", "c"]), pd.Series(y, index=ids)
+    splits = splits_of(y, ids, 4, 2, 0)
+    folds = id_folds(splits, (0, 1))
+    if variant:
+        leak_by_scoring_on_everyone(monkeypatch, x, y)
+    grid = {"C": [0.1, 1.0]} if model == "l1_logistic_regression" else {"max_features": [1], "n_estimators": [5]}
+    params = {"task": "diagnosis", "model": model, "grid": grid, "features": "a+score", "cv_folds": 4,
+              "inner_folds": 3, "permutations": 0, "bootstrap": 100, "ci_level": 0.9,
+              "columns": ["a", "svm_score:bc"], "scores": {"svm_score:bc": ["b", "c"]}}
+    log = validation.SpyLog()
+    metrics, _ = rule_script("cross_validate").evaluate(features, labels, splits, params, seed=0,
+                                                        factory=validation.spied(log, x, ids))
+    leaks = validation.leaked_fits(log, folds)
+    if variant:
+        assert leaks, "the spy missed a score fit on the whole cohort"
+        return
+    assert leaks == []
+    each_fit = 1 + 3 + 1  # the pipeline's, and its score step's: 3 out-of-fold SVMs and the refit
+    tunings = 0 if model == "random_forest" else 3  # a one-point grid is fit directly, without an inner CV
+    assert sum(event == "fit" for event, _ in log.records) == len(folds) * (tunings + 1) * each_fit
+    assert metrics.balanced_accuracy.iloc[0] > 0.6  # column a carries the signal

@@ -10,6 +10,7 @@ import sys
 SCRIPTS = os.path.normpath(os.path.join(workflow.basedir, "../scripts"))
 sys.path.insert(0, SCRIPTS)
 
+import dlmi.analysis.design
 import dlmi_workflow.bids
 import dlmi_workflow.cluster
 import dlmi_workflow.config
@@ -68,21 +69,35 @@ else:
     GROUP_SUBJECTS = [s for s in SUBJECTS if s in DATASET.groups] or SUBJECTS
 SIMULATED = DATASET is None  # truth exists: the quality tables against it are made
 HAS_PET = SIMULATED  # a BIDS study reads T1w images only
-MODEL, dropped = dlmi_workflow.dataset.model_settings(config["model"], has_pet=HAS_PET)
-for line in dropped:
-    logger.warning(f"model: {line}")
-# the group models need two groups; a BIDS dataset may give fewer
-PLAN_MODEL = SIMULATED or (bool(MODEL["feature_sets"]) and len(set(DATASET.groups.values())) == 2)
-if not PLAN_MODEL:
-    logger.warning(
-        "model: the group models are not planned (they need both CN and AD subjects and a feature set)"
-    )
-ENVS = "../../envs"
 # What a subject's own draws depend on: changing the cohort size or exclusions must not re-run any subject.
 SUBJECT_DRAWS = {
     k: config["cohort"][k]
     for k in ("seed", "ad_fraction", "mci_fraction", "age_range", "amyloid_positive", "conversion_risk")
 }
+# The group stage's participants as planning knows them (drawn, or the BIDS dataset's diagnoses): a task
+# without enough subjects of both its classes is not planned, with a line saying why, and the others run.
+if SIMULATED:
+    drawn_cohort = from_config(SUBJECT_DRAWS)
+    PLANNING_PARTICIPANTS = [
+        draw_participant(config["cohort"]["seed"], s, drawn_cohort) for s in GROUP_SUBJECTS
+    ]
+else:
+    PLANNING_PARTICIPANTS = [{"group": DATASET.groups[s]} for s in GROUP_SUBJECTS if s in DATASET.groups]
+try:
+    MODEL, dropped = dlmi_workflow.dataset.model_settings(
+        config["model"], has_pet=HAS_PET, participants=PLANNING_PARTICIPANTS
+    )
+except ValueError as err:
+    raise WorkflowError(str(err)) from None
+for line in dropped:
+    logger.warning(f"model: {line}")
+PLAN_MODEL = bool(MODEL["tasks"]) and bool(MODEL["feature_sets"])
+if not PLAN_MODEL:
+    logger.warning(
+        "model: the group models are not planned (no task has enough subjects of both its classes, or no "
+        "feature set is left)"
+    )
+ENVS = "../../envs"
 
 
 # The U-Net (workflow/rules/unet.smk): its training cohort, apart from the study's, and its checkpoint.
@@ -157,6 +172,7 @@ def model_job_settings(task, model, features):
         "grid": classifier["grid"],
         "features": features,
         "columns": MODEL["feature_sets"][features],
+        "scores": dlmi.analysis.design.score_inputs(MODEL["feature_sets"], features),
         **{key: MODEL[key] for key in MODEL_VALIDATION},
         "permutations": classifier.get("permutations", MODEL["permutations"]),
     }

@@ -1,17 +1,22 @@
 """Classifiers of the group models: one pipeline factory (scaling, then the estimator), and their metrics.
 
 Every model is a scikit-learn Pipeline; a spy step in front (dlmi.analysis.validation.SubjectSpy) can record
-which subjects each of its fits saw.
+which subjects each of its fits saw. A pipeline may turn groups of columns into out-of-fold linear-SVM scores
+first (`SvmScores`), whose inner pipelines come from the same factory, spy included.
 """
 from __future__ import annotations
 
 import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, recall_score, roc_auc_score, roc_curve
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
+
+from dlmi.io import InputError
 
 # name -> estimator given the seed; the config's grid (model.classifiers.<name>) names its parameters
 ESTIMATORS = {
@@ -22,14 +27,85 @@ ESTIMATORS = {
 }
 
 
-def pipeline(model: str, seed: int, *, spy=None) -> Pipeline:
-    """The model's Pipeline: ("scale", StandardScaler), ("estimator", ESTIMATORS[model]).
+def pipeline(model: str, seed: int, *, spy=None, columns=None, scores=None, score_folds: int = 3) -> Pipeline:
+    """The model's Pipeline: ("scale", StandardScaler), ("estimator", ESTIMATORS[model]), with in front:
 
     spy: a pass-through transformer (dlmi.analysis.validation.SubjectSpy) put first, as step "spy": it sees
-    the rows every fit of the pipeline is given and every row it scores.
+        the rows every fit of the pipeline is given and every row it scores;
+    columns: positions of the input columns the model reads (step "select"); None: all;
+    scores: (kept positions, [positions of each score's columns]): step "scores", an `SvmScores` that keeps
+        those columns and adds one out-of-fold linear-SVM score per group (its inner pipelines are this
+        function's, with the same spy, so that the spy sees their fits too), `score_folds` inner folds.
     """
-    steps = [("scale", StandardScaler()), ("estimator", ESTIMATORS[model](seed))]
-    return Pipeline(([("spy", spy)] if spy is not None else []) + steps)
+    steps = [("spy", spy)] if spy is not None else []
+    if columns is not None:
+        steps.append(("select", SelectColumns(list(columns))))
+    if scores is not None:
+        kept, groups = scores
+        steps.append(("scores", SvmScores(list(kept), [list(g) for g in groups], folds=score_folds, seed=seed,
+                                          spy=spy)))
+    steps += [("scale", StandardScaler()), ("estimator", ESTIMATORS[model](seed))]
+    return Pipeline(steps)
+
+
+class SelectColumns(TransformerMixin, BaseEstimator):
+    """Keep the columns at `positions` (a stateless pipeline step)."""
+
+    def __init__(self, positions: list[int]):
+        self.positions = positions
+
+    def fit(self, features, labels=None):
+        return self
+
+    def transform(self, features):
+        return np.asarray(features)[:, self.positions]
+
+
+class SvmScores(TransformerMixin, BaseEstimator):
+    """The columns at `kept`, then one linear-SVM decision value per group of column positions in `groups`:
+    the course's "imaging score" beside the clinical variables.
+
+    fit_transform (what a Pipeline's fit calls) gives each training row its out-of-fold score: a stratified
+    `folds`-fold split of the rows it is given (random_state `seed`), each fold scored by an SVM fit on the
+    others, so the model after it learns from scores of subjects the SVM did not see, as a test subject's
+    will be. fit then refits each SVM on all the rows it is given, for transform to score new rows. Each SVM is
+    `pipeline("linear_svm", seed, spy=spy, columns=group)`: scaled, C = 1, behind the same spy.
+    """
+
+    def __init__(self, kept: list[int], groups: list[list[int]], *, folds: int = 3, seed: int = 0, spy=None):
+        self.kept = kept
+        self.groups = groups
+        self.folds = folds
+        self.seed = seed
+        self.spy = spy
+
+    def _svm(self, group):
+        return pipeline("linear_svm", self.seed, spy=self.spy, columns=group)
+
+    def fit(self, features, labels):
+        self.svms_ = [self._svm(group).fit(features, labels) for group in self.groups]
+        return self
+
+    def transform(self, features):
+        scores = [decision_scores(svm, features) for svm in self.svms_]
+        return np.column_stack([np.asarray(features, float)[:, self.kept], *scores])
+
+    def fit_transform(self, features, labels=None):
+        features, labels = np.asarray(features, float), np.asarray(labels)
+        smaller = int(min(np.sum(labels == 0), np.sum(labels == 1)))
+        folds = min(self.folds, smaller)
+        if folds < 2:
+            raise InputError(f"a training fold has {smaller} subject(s) in its smaller class: too few for the "
+                             "out-of-fold SVM scores (config keys model.cv_folds, model.inner_folds, "
+                             "model.feature_sets)")
+        scores = np.zeros((len(labels), len(self.groups)))
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=self.seed)
+        for train, held_out in splitter.split(features, labels):
+            for k, group in enumerate(self.groups):
+                svm = self._svm(group).fit(features[train], labels[train])
+                scores[held_out, k] = decision_scores(svm, features[held_out])
+        self.fit(features, labels)
+        return np.column_stack([features[:, self.kept], scores])
 
 
 def grid_parameters(grid: dict[str, list]) -> dict[str, list]:

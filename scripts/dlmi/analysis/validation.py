@@ -20,28 +20,6 @@ from sklearn.model_selection import ParameterGrid, StratifiedKFold
 from dlmi.analysis import models
 from dlmi.io import InputError
 
-# task -> the participants.tsv column that holds its label, and the positive and negative values
-TASKS = {"diagnosis": {"column": "group", "positive": "AD", "negative": "CN"}}
-
-
-def task_labels(participants: pd.DataFrame, task: str) -> pd.Series:
-    """The task's binary labels (1 positive, 0 negative) indexed by participant_id, for the participants
-    whose label column holds one of the task's two values (other groups take no part)."""
-    spec = TASKS[task]
-    values = participants.set_index("participant_id")[spec["column"]]
-    values = values[values.isin([spec["positive"], spec["negative"]])]
-    return (values == spec["positive"]).astype(int)
-
-
-def check_class_sizes(labels: pd.Series, folds: int, task: str) -> None:
-    """Raise InputError naming the task unless each class has at least `folds` subjects."""
-    spec = TASKS[task]
-    counts = {spec["negative"]: int((labels == 0).sum()), spec["positive"]: int((labels == 1).sum())}
-    smallest = min(counts, key=counts.get)
-    if counts[smallest] < folds:
-        raise InputError(f"task {task}: {counts[smallest]} {smallest} subject(s), fewer than the {folds} "
-                         "cross-validation folds (config key model.cv_folds)")
-
 
 def stratified_splits(labels: pd.Series, *, folds: int, repeats: int, seed: int) -> pd.DataFrame:
     """Repeated stratified k-fold splits of the subjects of `labels` (indexed by participant_id).
@@ -122,8 +100,11 @@ def fit_tuned(features: np.ndarray, labels: np.ndarray, model: str, grid: dict, 
     scores = np.zeros(len(points))
     for train, validation in StratifiedKFold(folds, shuffle=True, random_state=seed).split(features, labels):
         pipeline = factory(model, seed)
-        preprocess = pipeline[:-1].fit(features[train], labels[train])
-        seen, unseen = preprocess.transform(features[train]), preprocess.transform(features[validation])
+        # fit_transform, as the pipeline's own fit: a step may give its training rows other values than new
+        # rows (out-of-fold scores, dlmi.analysis.models.SvmScores)
+        preprocess = pipeline[:-1]
+        seen = preprocess.fit_transform(features[train], labels[train])
+        unseen = preprocess.transform(features[validation])
         estimator = pipeline.steps[-1][1]
         settings = estimator.get_params(deep=False)  # once: scikit-learn reads a signature per get_params
         for k, point in enumerate(points):
@@ -173,7 +154,8 @@ def cross_validated_scores(features: np.ndarray, labels: np.ndarray, ids, splits
 
 
 def permutation_p_value(features: np.ndarray, labels: np.ndarray, observed: float, model: str, grid: dict, *,
-                        folds: int, inner_folds: int, permutations: int, seed: int):
+                        folds: int, inner_folds: int, permutations: int, seed: int,
+                        factory: Callable = models.pipeline):
     """Label-permutation p-value of the balanced accuracy of one nested-CV repeat.
 
     Each permutation shuffles the labels, draws fresh stratified splits of the shuffled labels (as the study's
@@ -186,7 +168,7 @@ def permutation_p_value(features: np.ndarray, labels: np.ndarray, observed: floa
         shuffled = rng.permutation(labels)
         splitter = StratifiedKFold(folds, shuffle=True, random_state=seed + 1 + k)
         scores, _ = nested_cv_scores(features, shuffled, list(splitter.split(features, shuffled)), model, grid,
-                                     inner_folds=inner_folds, seed=seed)
+                                     inner_folds=inner_folds, seed=seed, factory=factory)
         null[k] = balanced_accuracy(shuffled, scores)
     return float((1 + np.sum(null >= observed - 1e-12)) / (1 + permutations)), null
 
@@ -238,7 +220,7 @@ def spied(log: SpyLog, features: np.ndarray, ids, factory: Callable = models.pip
     ids_by_row = {row.tobytes(): participant for row, participant in zip(rows, ids)}
     if len(ids_by_row) < len(rows):
         raise ValueError("the spy needs distinct feature rows to tell the subjects apart")
-    return lambda model, seed: factory(model, seed, spy=SubjectSpy(log, ids_by_row))
+    return lambda model, seed, **options: factory(model, seed, spy=SubjectSpy(log, ids_by_row), **options)
 
 
 def leaked_fits(log: SpyLog, folds) -> list[tuple[int, list[str]]]:
