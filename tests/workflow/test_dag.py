@@ -18,12 +18,32 @@ MODEL_JOBS = {"cross_validate": 3 * 3}  # (task diagnosis) x (3 classifiers) x (
 
 @pytest.mark.parametrize("n_subjects", [3, 20])
 def test_dry_run_has_every_stage(tmp_path, n_subjects):
+    # 3 subjects are too few for 5-fold cross-validation: the group models are left out, with a line
     result = snakemake(tmp_path, "--dry-run", "--cores", "2", configs=[{"cohort": {"n_subjects": n_subjects}}])
     counts = job_counts(result.stdout + result.stderr)
     shipped = (REPO / "resources" / "unet" / "unet.pt").exists()
-    expected = (dict.fromkeys(PER_SUBJECT + ["segment_unet"] * shipped, n_subjects) | dict.fromkeys(ONCE, 1)
-                | {"qc_figure": 7 + shipped} | MODEL_JOBS)
+    models = n_subjects >= 10
+    once = [rule for rule in ONCE if models or rule not in ("make_splits", "summarise_models")]
+    expected = (dict.fromkeys(PER_SUBJECT + ["segment_unet"] * shipped, n_subjects) | dict.fromkeys(once, 1)
+                | {"qc_figure": 7 + shipped} | (MODEL_JOBS if models else {}))
     assert counts == expected
+    assert ("model: the group models are not planned" in result.stdout + result.stderr) == (not models)
+
+
+def test_a_task_the_cohort_cannot_run_is_left_out_and_the_others_planned(tmp_path):
+    # the default cohort has no MCI subjects: prognosis is named and left out, diagnosis runs
+    result = snakemake(tmp_path, "--dry-run", "--cores", "2", configs=[{"model": {"tasks": ["prognosis", "diagnosis"]}}])
+    assert ("model: task prognosis: 0 sMCI subject(s), fewer than the 5 cross-validation folds (config key "
+            "model.cv_folds); the task is not planned") in result.stdout + result.stderr
+    counts = job_counts(result.stdout + result.stderr)
+    assert counts["make_splits"] == 1 and counts["cross_validate"] == MODEL_JOBS["cross_validate"]
+    assert "models/prognosis" not in result.stdout
+
+
+def test_the_course_table_plans_both_tasks_with_every_feature_set(tmp_path):
+    result = snakemake(tmp_path, "--dry-run", "--cores", "2", configs=[REPO / "config" / "course-table.yaml"])
+    counts = job_counts(result.stdout + result.stderr)
+    assert counts["make_splits"] == 2 and counts["cross_validate"] == 2 * 3 * 7
 
 
 def test_without_a_checkpoint_the_study_runs_the_atlas_method_only(tmp_path):
@@ -114,7 +134,8 @@ def planned_inputs(output: str) -> dict[str, set[str]]:
 def test_no_rule_after_simulation_reads_ground_truth(tmp_path):
     """Features, models and every stage they build on see reconstructed data only; only the simulators and
     the quality rule (which scores against the truth) read desc-truth files."""
-    result = snakemake(tmp_path, "--dry-run", "--cores", "1", configs=[{"cohort": {"n_subjects": 2}}])
+    # 4 subjects, 2 AD and 2 CN: enough for 2-fold cross-validation, so the models are planned
+    result = snakemake(tmp_path, "--dry-run", "--cores", "1", configs=[{"cohort": {"n_subjects": 4}, "model": {"cv_folds": 2}}])
     inputs = planned_inputs(result.stdout)
     assert {"extract_features", "gather_features", "cross_validate", "segment_t1"} <= set(inputs)
     allowed = {"simulate_mri", "simulate_ct", "simulate_pet", "assess_quality", "qc_figure", "all"}

@@ -270,11 +270,8 @@ def group_outputs():
         group("features.tsv"),
         expand(group("qc/{stage}.png"), stage=QC_STAGES),
         expand(sub("", "features.tsv"), subject=outside),
-        *(
-            [study("participants.tsv"), group("metrics.tsv"), group("roc.png"), group("confusion.png")]
-            if PLAN_MODEL
-            else []
-        ),
+        *([study("participants.tsv")] if SIMULATED or PLAN_MODEL else []),
+        *([group("metrics.tsv"), group("roc.png"), group("confusion.png")] if PLAN_MODEL else []),
         *(
             [group("recon_quality.tsv"), group("registration_quality.tsv"), group("segmentation_quality.tsv")]
             if SIMULATED
