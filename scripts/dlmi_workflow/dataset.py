@@ -229,16 +229,16 @@ def model_settings(model: dict, *, has_pet: bool, participants: list[dict]) -> t
     from dlmi.analysis import design, tasks
 
     sets = model["feature_sets"]
-    for name in sets:
-        design.score_inputs(sets, name)
+    scored = {name: [score.removeprefix(design.SCORE_PREFIX) for score in design.score_inputs(sets, name)]
+              for name in sets}
     kept = sets if has_pet else {name: columns for name, columns in sets.items()
                                  if not any(c.startswith("suvr_") for c in columns)}
-    kept = {name: columns for name, columns in kept.items()
-            if all(source.removeprefix(design.SCORE_PREFIX) in kept for source in design.score_inputs(sets, name))}
+    kept = {name: columns for name, columns in kept.items() if all(source in kept for source in scored[name])}
     dropped = [f"feature set {name!r} (model.feature_sets) needs PET SUVR, which this study has no PET for; "
                "left out" for name in sets if name not in kept]
-    planned, lines = tasks.feasible_tasks(participants, model["tasks"], model["cv_folds"])
-    return {**model, "feature_sets": kept, "tasks": planned}, dropped + lines
+    planned, reasons = tasks.feasible_tasks(participants, model["tasks"], model["cv_folds"])
+    return ({**model, "feature_sets": kept, "tasks": planned},
+            dropped + [f"{reason}; the task is not planned" for reason in reasons])
 
 
 def participants_schema(schema: dict, *, simulated: bool) -> dict:

@@ -48,6 +48,17 @@ def pipeline(model: str, seed: int, *, spy=None, columns=None, scores=None, scor
     return Pipeline(steps)
 
 
+def inner_fold_count(labels: np.ndarray, folds: int, purpose: str, key: str) -> int:
+    """The folds of an inner stratified split of a training fold: `folds`, or fewer where the smaller class
+    has fewer subjects. Raises InputError (naming `purpose` and the config `key` besides the fold counts)
+    where the smaller class has fewer than 2."""
+    smaller = int(min(np.sum(labels == 0), np.sum(labels == 1)))
+    if min(folds, smaller) < 2:
+        raise InputError(f"a training fold has {smaller} subject(s) in its smaller class: too few {purpose} "
+                         f"(config keys model.cv_folds, model.inner_folds, {key})")
+    return min(folds, smaller)
+
+
 class SelectColumns(TransformerMixin, BaseEstimator):
     """Keep the columns at `positions` (a stateless pipeline step)."""
 
@@ -92,12 +103,7 @@ class SvmScores(TransformerMixin, BaseEstimator):
 
     def fit_transform(self, features, labels=None):
         features, labels = np.asarray(features, float), np.asarray(labels)
-        smaller = int(min(np.sum(labels == 0), np.sum(labels == 1)))
-        folds = min(self.folds, smaller)
-        if folds < 2:
-            raise InputError(f"a training fold has {smaller} subject(s) in its smaller class: too few for the "
-                             "out-of-fold SVM scores (config keys model.cv_folds, model.inner_folds, "
-                             "model.feature_sets)")
+        folds = inner_fold_count(labels, self.folds, "for the out-of-fold SVM scores", "model.feature_sets")
         scores = np.zeros((len(labels), len(self.groups)))
         splitter = StratifiedKFold(folds, shuffle=True, random_state=self.seed)
         for train, held_out in splitter.split(features, labels):

@@ -49,19 +49,19 @@ def check_class_sizes(labels: pd.Series, folds: int, task: str) -> None:
 
 
 def feasible_tasks(participants: list[dict], tasks: list[str], folds: int) -> tuple[list[str], list[str]]:
-    """The `tasks` the study's group-stage `participants` (one dict of participants.tsv values per subject,
-    as drawn or read at planning time) can cross-validate with `folds` folds, and one line per task left out
-    saying why: its label column is absent, or a class has fewer subjects than folds."""
-    kept, lines = [], []
+    """The `tasks` the `participants` (one dict of participants.tsv values per subject) can cross-validate
+    with `folds` folds, and for each other task the reason: its label column is absent, or a class has
+    fewer subjects than folds."""
+    kept, reasons = [], []
     for task in tasks:
         column = TASKS[task]["column"]
         if not any(column in row for row in participants):
-            lines.append(f"task {task}: no participant has a {column!r} value; the task is not planned")
+            reasons.append(f"task {task}: no participant has a {column!r} value")
             continue
         counts = pd.Series([row.get(column) for row in participants]).value_counts().to_dict()
         problem = class_size_problem(counts, folds, task)
         if problem:
-            lines.append(f"{problem}; the task is not planned")
+            reasons.append(problem)
         else:
             kept.append(task)
-    return kept, lines
+    return kept, reasons

@@ -92,11 +92,7 @@ def fit_tuned(features: np.ndarray, labels: np.ndarray, model: str, grid: dict, 
     points = list(ParameterGrid(models.grid_parameters(grid)))
     if len(points) == 1:
         return factory(model, seed).set_params(**points[0]).fit(features, labels), points[0]
-    smaller = int(min(np.sum(labels == 0), np.sum(labels == 1)))
-    folds = min(inner_folds, smaller)
-    if folds < 2:
-        raise InputError(f"a training fold has {smaller} subject(s) in its smaller class: too few to tune the "
-                         "hyperparameters (config keys model.cv_folds, model.inner_folds, model.classifiers)")
+    folds = models.inner_fold_count(labels, inner_folds, "to tune the hyperparameters", "model.classifiers")
     scores = np.zeros(len(points))
     for train, validation in StratifiedKFold(folds, shuffle=True, random_state=seed).split(features, labels):
         pipeline = factory(model, seed)
