@@ -222,10 +222,13 @@ def model_settings(model: dict, *, has_pet: bool, participants: list[dict]) -> t
     """The config's model settings with what the study can run, and a line for each thing left out.
 
     A study without PET keeps no feature set with suvr_* columns, nor one holding the SVM score of a set left
-    out. The tasks kept are those `participants` (the group stage's rows of participants.tsv as known at
-    planning time: drawn, or read from the BIDS dataset) give enough subjects of both classes for
+    out. "classifier_sets" (added) maps each classifier to the kept feature sets it runs on
+    (dlmi.analysis.design.classifier_feature_sets). The tasks kept are those `participants` (the group
+    stage's rows of participants.tsv as known at planning time: drawn, or read from the BIDS dataset) give
+    enough subjects of both classes for
     model.cv_folds (dlmi.analysis.tasks.feasible_tasks). Raises ValueError naming the config key for a
-    feature set that scores an unknown feature set (dlmi.analysis.design.score_inputs)."""
+    feature set that scores an unknown feature set (dlmi.analysis.design.score_inputs), an image set that
+    is not one known image alone, or a classifier's feature set that does not exist or does not suit it."""
     from dlmi.analysis import design, tasks
 
     sets = model["feature_sets"]
@@ -237,7 +240,11 @@ def model_settings(model: dict, *, has_pet: bool, participants: list[dict]) -> t
     dropped = [f"feature set {name!r} (model.feature_sets) needs PET SUVR, which this study has no PET for; "
                "left out" for name in sets if name not in kept]
     planned, reasons = tasks.feasible_tasks(participants, model["tasks"], model["cv_folds"])
-    return ({**model, "feature_sets": kept, "tasks": planned},
+    for name, entries in sets.items():
+        design.check_feature_set(name, entries)
+    classifier_sets = {name: design.classifier_feature_sets(name, settings, kept, sets)
+                       for name, settings in model["classifiers"].items()}
+    return ({**model, "feature_sets": kept, "tasks": planned, "classifier_sets": classifier_sets},
             dropped + [f"{reason}; the task is not planned" for reason in reasons])
 
 

@@ -87,3 +87,22 @@ def test_unet_inference_agrees():
     p_gpu, l_gpu = unet.infer(model, image, patch_size=(32, 32, 32), device="cuda")
     assert np.abs(p_gpu - p_cpu).max() < 5e-3
     assert (l_gpu == l_cpu).mean() >= 0.999
+
+
+def test_cnn_scores_agree_and_it_learns_on_cuda():
+    from dlmi.analysis import cnn
+
+    rng = np.random.default_rng(0)
+    shape, labels = (16, 20, 16), np.repeat([0, 1], 20)
+    images = rng.normal(size=(40, *shape))
+    images[labels == 1, 3:8, 5:11, 4:9] += 1.5
+    rows = images.reshape(40, -1)
+    trained = cnn.pipeline("cnn", 0, image_shape=shape, device="cuda").fit(rows[::2], labels[::2])
+    scores = trained.decision_function(rows[1::2])
+    assert ((scores > 0) == labels[1::2]).mean() >= 0.9  # as on the CPU (tests/unit/test_cnn.py)
+    # the same weights on the CPU: float32 convolutions in another order, within 1e-4 of the logits' scale
+    estimator = trained[-1]
+    estimator.network_.cpu()
+    estimator.device = "cpu"
+    on_cpu = trained.decision_function(rows[1::2])
+    np.testing.assert_allclose(on_cpu, scores, atol=1e-4 * np.abs(scores).max())

@@ -21,8 +21,8 @@ PER_SUBJECT_RULES = {"simulate_anatomy", "simulate_mri", "simulate_ct", "simulat
                      "assess_quality", "extract_features", "segment_unet"}
 # Group-level rules submitted to SLURM; make_participants, describe_dataset, gather_features, gather_quality,
 # make_splits and summarise_models are local rules (workflow/Snakefile) and run beside Snakemake.
-GROUP_LEVEL_JOBS = {"build_template": 1, "cross_validate": 9, "qc_figure": 8,
-                    "simulate_training_subject": 2, "train_unet": 1}  # the U-Net smoke test of config/tiny.yaml
+GROUP_LEVEL_JOBS = {"build_template": 1, "cross_validate": 9, "cross_validate_cnn": 1, "gather_images": 1,
+                    "qc_figure": 8, "simulate_training_subject": 2, "train_unet": 1}  # the U-Net smoke test of config/tiny.yaml
 LOCAL_RULES = {"make_participants", "describe_dataset", "gather_features", "gather_quality", "make_splits",
                "summarise_models"}
 

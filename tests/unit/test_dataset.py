@@ -132,18 +132,23 @@ CN_AD = [{"group": "CN"}] * 5 + [{"group": "AD"}] * 5
 
 
 def test_feature_sets_that_need_pet_are_dropped_without_pet():
-    model = {"cv_folds": 5, "tasks": ["diagnosis"],
+    model = {"cv_folds": 5, "tasks": ["diagnosis"], "classifiers": {"linear_svm": {}, "cnn": {}},
              "feature_sets": {"t1": ["icv_ml"], "pet": ["suvr_temporal"], "both": ["icv_ml", "suvr_x"],
-                              "age+pet_score": ["age", "svm_score:pet"]}}
-    assert dataset.model_settings(model, has_pet=True, participants=CN_AD) == (model, [])
+                              "age+pet_score": ["age", "svm_score:pet"], "image": ["image:T1w"]}}
+    # each classifier on the kept sets of its kind: the CNN on the image set, the SVM on the table sets
+    tables = ["t1", "pet", "both", "age+pet_score"]
+    assert dataset.model_settings(model, has_pet=True, participants=CN_AD) == (
+        {**model, "classifier_sets": {"linear_svm": tables, "cnn": ["image"]}}, [])
     kept, dropped = dataset.model_settings(model, has_pet=False, participants=CN_AD)
-    assert kept == {**model, "feature_sets": {"t1": ["icv_ml"]}} and len(dropped) == 3
+    assert kept == {**model, "feature_sets": {"t1": ["icv_ml"], "image": ["image:T1w"]},
+                    "classifier_sets": {"linear_svm": ["t1"], "cnn": ["image"]}} and len(dropped) == 3
     assert dropped[0].startswith("feature set 'pet' (model.feature_sets) needs PET SUVR")
     assert dropped[2].startswith("feature set 'age+pet_score' (model.feature_sets) needs PET SUVR")
 
 
 def test_a_task_without_enough_subjects_of_a_class_is_left_out_and_the_others_are_kept():
-    model = {"cv_folds": 5, "tasks": ["prognosis", "diagnosis"], "feature_sets": {"t1": ["icv_ml"]}}
+    model = {"cv_folds": 5, "tasks": ["prognosis", "diagnosis"], "feature_sets": {"t1": ["icv_ml"]},
+             "classifiers": {"linear_svm": {}}}
     participants = CN_AD + [{"group": "sMCI"}] * 6 + [{"group": "pMCI"}] * 4
     kept, lines = dataset.model_settings(model, has_pet=True, participants=participants)
     assert kept["tasks"] == ["diagnosis"]

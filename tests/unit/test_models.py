@@ -6,7 +6,6 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, recall_score, roc_auc_score
 from sklearn.model_selection import GridSearchCV, PredefinedSplit, StratifiedKFold, cross_val_predict
-from workflow_runner import rule_script
 
 from dlmi.analysis import models, tasks, validation
 from dlmi.io import InputError
@@ -273,7 +272,7 @@ def test_no_fit_of_the_rule_sees_a_subject_of_its_test_fold(monkeypatch, variant
     params = {"task": "diagnosis", "model": model, "grid": grid, "features": "abc", "cv_folds": 4,
               "inner_folds": 3, "permutations": 0, "bootstrap": 100, "ci_level": 0.9}
     log = validation.SpyLog()
-    rule_script("cross_validate").evaluate(features, labels, splits, params, seed=0,
+    validation.evaluate(features, labels, splits, params, seed=0,
                                            factory=validation.spied(log, x, ids))
     leaks = validation.leaked_fits(log, folds)
     if variant is None:
@@ -339,7 +338,7 @@ def test_no_fit_of_an_imaging_score_sees_a_subject_of_its_test_fold(monkeypatch,
               "inner_folds": 3, "permutations": 0, "bootstrap": 100, "ci_level": 0.9,
               "columns": ["a", "svm_score:bc"], "scores": {"svm_score:bc": ["b", "c"]}}
     log = validation.SpyLog()
-    metrics, _ = rule_script("cross_validate").evaluate(features, labels, splits, params, seed=0,
+    metrics, _ = validation.evaluate(features, labels, splits, params, seed=0,
                                                         factory=validation.spied(log, x, ids))
     leaks = validation.leaked_fits(log, folds)
     if variant:

@@ -13,7 +13,8 @@ PER_SUBJECT = [
 ]  # and segment_unet once a U-Net checkpoint is shipped (resources/unet/unet.pt)
 ONCE = ["build_template", "make_participants", "gather_features", "make_splits", "summarise_models",
         "gather_quality", "describe_dataset", "all"]
-MODEL_JOBS = {"cross_validate": 3 * 3}  # (task diagnosis) x (3 classifiers) x (3 feature sets)
+# (task diagnosis) x (3 classifiers) x (3 table feature sets), and the CNN on the image set with its images
+MODEL_JOBS = {"cross_validate": 3 * 3, "cross_validate_cnn": 1, "gather_images": 1}
 
 
 @pytest.mark.parametrize("n_subjects", [3, 20])
@@ -44,6 +45,8 @@ def test_the_course_table_plans_both_tasks_with_every_feature_set(tmp_path):
     result = snakemake(tmp_path, "--dry-run", "--cores", "2", configs=[REPO / "config" / "course-table.yaml"])
     counts = job_counts(result.stdout + result.stderr)
     assert counts["make_splits"] == 2 and counts["cross_validate"] == 2 * 3 * 7
+    # the CNN on the T1w and on the grey-matter map, for both tasks
+    assert counts["cross_validate_cnn"] == 2 * 2 and counts["gather_images"] == 2
 
 
 def test_without_a_checkpoint_the_study_runs_the_atlas_method_only(tmp_path):

@@ -78,7 +78,7 @@ def test_null_study_is_at_chance(power_study, tmp_path):
               for p in participants.participant_id[participants.group == "CN"]]
     kept = {path: path.stat().st_mtime_ns for path in shared}
     metrics = study_metrics(workdir, NULL_EFFECTS, NULL_REGISTRATION, {"cohort": {"n_subjects": 40}}, NULL_MODEL)
-    assert len(metrics) == 9
+    assert len(metrics) == 10 and "cnn" in set(metrics.model)  # the CNN's row is at chance too
     assert abs(metrics.balanced_accuracy.mean() - 0.5) <= 0.1, metrics.to_string()
     assert not (metrics.balanced_accuracy_ci_low > 0.5).any(), metrics.to_string()
     permuted = metrics.dropna(subset=["p_permutation"])

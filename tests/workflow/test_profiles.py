@@ -17,14 +17,15 @@ from dlmi_workflow.snakemake_interface import job_counts, listed_jobs
 PROFILES = REPO / "config" / "profiles"
 SLURM, SLURM_GPU = [str(PROFILES / "slurm")], ["--profile", str(PROFILES / "slurm-gpu")]
 TINY = REPO / "config" / "tiny.yaml"
-GROUP_LEVEL_JOBS = 25  # build_template, make_participants, describe_dataset, gather_features, gather_quality,
-#                      make_splits, 9 cross_validate, summarise_models, 8 qc_figure, train_unet
+GROUP_LEVEL_JOBS = 27  # build_template, make_participants, describe_dataset, gather_features, gather_quality,
+#                      make_splits, 9 cross_validate, gather_images, cross_validate_cnn, summarise_models,
+#                      8 qc_figure, train_unet
 PER_SUBJECT_JOBS = 6 * 13  # 6 subjects x 13 rules (in job group `subject`)
 TRAINING_JOBS = 2  # the U-Net smoke test's training subjects: one simulate_training_subject each, not grouped
 LOCAL_JOBS = 6  # make_participants, describe_dataset, gather_features, gather_quality, make_splits,
 #                summarise_models: not submitted
 GPU_RULES = {"simulate_mri", "simulate_ct", "simulate_pet", "reconstruct_mri", "reconstruct_ct", "reconstruct_pet",
-             "register_t1", "register_pet", "segment_t1", "train_unet", "segment_unet"}
+             "register_t1", "register_pet", "segment_t1", "train_unet", "segment_unet", "cross_validate_cnn"}
 
 
 @pytest.fixture(scope="module")

@@ -101,16 +101,17 @@ def test_an_osem_parameter_reruns_pet_reconstruction_and_what_follows(copies):
     assert not rules & {"simulate_pet", "reconstruct_ct", "reconstruct_mri", "register_t1", "segment_t1"}
 
 
-@pytest.mark.parametrize("change, touched", [
-    ({"model": {"classifiers": {"linear_svm": {"grid": {"C": [0.5]}}}}}, "model=linear_svm"),
-    ({"model": {"feature_sets": {"icv_only": ["icv_ml"]}}}, "features=icv_only"),
-], ids=["a classifier's grid", "a new feature set"])
-def test_a_model_change_runs_only_its_own_cross_validation_jobs(copies, change, touched):
+@pytest.mark.parametrize("change, rule, touched, jobs", [
+    ({"model": {"classifiers": {"linear_svm": {"grid": {"C": [0.5]}}}}}, "cross_validate", "model=linear_svm", 3),
+    ({"model": {"feature_sets": {"icv_only": ["icv_ml"]}}}, "cross_validate", "features=icv_only", 3),
+    ({"model": {"classifiers": {"cnn": {"grid": {"epochs": [3]}}}}}, "cross_validate_cnn", "model=cnn", 1),
+], ids=["a classifier's grid", "a new feature set", "the CNN's settings"])
+def test_a_model_change_runs_only_its_own_cross_validation_jobs(copies, change, rule, touched, jobs):
     repo, study = copies
     planned = check_exactly_downstream(
-        repo, study, lambda job: job["rule"] == "cross_validate" and touched in job["wildcards"], config=change)
-    assert {rule for rule, _ in planned} == {"cross_validate", "summarise_models", "all"}
-    assert sum(rule == "cross_validate" for rule, _ in planned) == 3  # of the study's 9 (or 12) rows
+        repo, study, lambda job: job["rule"] == rule and touched in job["wildcards"], config=change)
+    assert {name for name, _ in planned} == {rule, "summarise_models", "all"}
+    assert sum(name == rule for name, _ in planned) == jobs  # of the study's 10 (or 13) rows
 
 
 def test_an_edit_of_the_ct_projector_reruns_the_rules_that_import_it(copies):

@@ -13,8 +13,8 @@ LOCAL = {"make_participants", "describe_dataset", "gather_features", "gather_qua
          "summarise_models"}
 # Rules that hold no image of the anatomy grid: their memory does not grow with it.
 TABLES_ONLY = {"make_participants", "describe_dataset", "gather_features", "gather_quality", "make_splits",
-               "cross_validate", "summarise_models"}
-THREADS = {"train_unet": 2}  # the one long job; every other job takes one core
+               "cross_validate", "cross_validate_cnn", "summarise_models"}  # the CNN's images: model.image_voxel_mm
+THREADS = {"train_unet": 2, "cross_validate_cnn": 2}  # the two training jobs; every other job takes one core
 
 
 @pytest.fixture(scope="module")

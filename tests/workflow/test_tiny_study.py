@@ -44,13 +44,19 @@ def test_metrics_table(tiny_study):
     metrics = read(group / "metrics.tsv")
     assert list(metrics.columns) == ["task", "model", "features", "n", "n_positive",
                                      *[f"{m}{s}" for m in METRICS for s in ("", "_ci_low", "_ci_high")],
-                                     "balanced_accuracy_repeat0", "p_permutation", "permutations", "hyperparameters"]
-    assert len(metrics) == 9 and set(metrics.task) == {"diagnosis"}
-    assert set(metrics.model) == {"linear_svm", "l1_logistic_regression", "random_forest"}
+                                     "balanced_accuracy_repeat0", "p_permutation", "permutations", "repeats",
+                                     "hyperparameters"]
+    assert len(metrics) == 10 and set(metrics.task) == {"diagnosis"}
+    assert set(metrics.model) == {"linear_svm", "l1_logistic_regression", "random_forest", "cnn"}
+    cnn = metrics.set_index("model").loc["cnn"]  # one run of the folds, no permutations (the default)
+    assert cnn.features == "t1_image" and cnn.repeats == 1 and cnn.permutations == 0
+    assert (metrics.repeats[metrics.model != "cnn"] == 10).all()
     for m in METRICS:
         assert ((metrics[f"{m}_ci_low"] <= metrics[m]) & (metrics[m] <= metrics[f"{m}_ci_high"])).all(), m
-    # p-values on the permutation grid of each row: k / (1 + permutations), k >= 1
-    k = metrics.p_permutation * (1 + metrics.permutations)
+    # p-values on the permutation grid of each permuted row: k / (1 + permutations), k >= 1
+    permuted = metrics[metrics.permutations > 0]
+    assert len(permuted) == 9 and metrics.p_permutation.isna().sum() == 1
+    k = permuted.p_permutation * (1 + permuted.permutations)
     assert (k.round() >= 1).all() and (k - k.round()).abs().max() < 1e-4  # the TSV keeps 6 digits
     assert (group / "confusion.png").stat().st_size > 0
 
@@ -65,9 +71,9 @@ def test_one_set_of_splits_serves_every_model(tiny_study):
         test = set(rows.participant_id[rows.set == "test"])
         assert not train & test and train | test == set(participants.participant_id), (repeat, fold)
     predictions = read(workdir / "results" / "group" / "predictions.tsv")
-    assert len(predictions) == 9 * len(participants)
+    assert len(predictions) == 10 * len(participants)
     jobs = sorted(p.relative_to(models).as_posix() for p in models.glob("*/*/metrics.tsv"))
-    assert len(jobs) == 9 and "linear_svm/t1_volumes+pet_suvr/metrics.tsv" in jobs
+    assert len(jobs) == 10 and "linear_svm/t1_volumes+pet_suvr/metrics.tsv" in jobs and "cnn/t1_image/metrics.tsv" in jobs
 
 
 def test_quality_tables(tiny_study):

@@ -162,6 +162,9 @@ def one_of(names):
     return "|".join(re.escape(name) for name in names) or "(?!)"
 
 
+IMAGE_CLASSIFIERS = dlmi.analysis.design.IMAGE_CLASSIFIERS
+
+
 def model_job_settings(task, model, features):
     """What one cross_validate job depends on: its own task, classifier grid and feature columns and the
     validation settings, nothing of the other jobs."""
@@ -175,16 +178,34 @@ def model_job_settings(task, model, features):
         "scores": dlmi.analysis.design.score_inputs(MODEL["feature_sets"], features),
         **{key: MODEL[key] for key in MODEL_VALIDATION},
         "permutations": classifier.get("permutations", MODEL["permutations"]),
+        "repeats": classifier.get("repeats"),
     }
 
 
+def design_source(features):
+    """The file a feature set's design matrix comes from: the gathered images for an image set, else the
+    features table."""
+    image = dlmi.analysis.design.image_of(MODEL["feature_sets"][features])
+    if image is not None:
+        return rules.gather_images.output.images.format(image=image)
+    return rules.gather_features.output.tsv
+
+
+def image_source(image):
+    """Path pattern of one subject's image of an image feature set (dlmi.analysis.design.IMAGES)."""
+    if image == "T1w":
+        return analysis_t1w()
+    return getattr(rules.segment_t1.output, image.lower())
+
+
 def model_job_outputs(kind):
-    """The `kind` ("metrics" or "predictions") files of every (task, model, feature set) job."""
+    """The `kind` ("metrics" or "predictions") files of every (task, model, feature set) job: each
+    classifier on the feature sets it runs on (MODEL["classifier_sets"])."""
     return [
         group(f"models/{task}/{model}/{features}/{kind}.tsv")
         for task in MODEL["tasks"]
-        for model in MODEL["classifiers"]
-        for features in MODEL["feature_sets"]
+        for model, feature_sets in MODEL["classifier_sets"].items()
+        for features in feature_sets
     ]
 
 

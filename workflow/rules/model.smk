@@ -30,7 +30,7 @@ rule make_splits:
 
 rule cross_validate:
     input:
-        features=rules.gather_features.output.tsv,
+        features=lambda w: design_source(w.features),
         participants=rules.make_participants.output.tsv,
         splits=rules.make_splits.output.splits,
     output:
@@ -40,6 +40,8 @@ rule cross_validate:
         logfile("cross_validate/{task}/{model}/{features}", subject=False),
     benchmark:
         benchfile("cross_validate/{task}/{model}/{features}", subject=False)
+    wildcard_constraints:
+        model=one_of(c for c in MODEL["classifiers"] if c not in IMAGE_CLASSIFIERS),
     conda:
         f"{ENVS}/ml.yaml"
     threads: 1
@@ -53,6 +55,35 @@ rule cross_validate:
         seed=config["cohort"]["seed"],
     script:
         "../../scripts/cross_validate.py"
+
+
+# The image classifiers (dlmi.analysis.cnn) apart, for their env (torch) and their GPU under the GPU profile.
+rule cross_validate_cnn:
+    input:
+        features=lambda w: design_source(w.features),
+        participants=rules.make_participants.output.tsv,
+        splits=rules.make_splits.output.splits,
+    output:
+        metrics=group("models/{task}/{model}/{features}/metrics.tsv"),
+        predictions=group("models/{task}/{model}/{features}/predictions.tsv"),
+    log:
+        logfile("cross_validate_cnn/{task}/{model}/{features}", subject=False),
+    benchmark:
+        benchfile("cross_validate_cnn/{task}/{model}/{features}", subject=False)
+    wildcard_constraints:
+        model=one_of(c for c in MODEL["classifiers"] if c in IMAGE_CLASSIFIERS),
+    conda:
+        f"{ENVS}/cnn.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        participants_schema=PARTICIPANTS_SCHEMA,
+        validation=lambda w: model_job_settings(w.task, w.model, w.features),
+        seed=config["cohort"]["seed"],
+    script:
+        "../../scripts/cross_validate_cnn.py"
 
 
 rule summarise_models:

@@ -10,6 +10,7 @@ task's participant_ids; folds are positions into them.
 """
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 
 import numpy as np
@@ -17,7 +18,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.model_selection import ParameterGrid, StratifiedKFold
 
-from dlmi.analysis import models
+from dlmi.analysis import design, models
 from dlmi.io import InputError
 
 
@@ -134,13 +135,14 @@ def nested_cv_scores(features: np.ndarray, labels: np.ndarray, folds, model: str
 
 
 def cross_validated_scores(features: np.ndarray, labels: np.ndarray, ids, splits: pd.DataFrame, model: str,
-                           grid: dict, *, inner_folds: int, seed: int, factory: Callable = models.pipeline):
+                           grid: dict, *, inner_folds: int, seed: int, factory: Callable = models.pipeline,
+                           repeats: int | None = None):
     """Each subject's out-of-fold score averaged over the repeats of `splits` (the split's luck averaged
-    out), the per-repeat scores (subjects x repeats) and the parameters chosen in every fold. `ids`: the
-    participant_ids of the rows of `features`."""
+    out), or over its first `repeats` of them, the per-repeat scores (subjects x repeats) and the parameters
+    chosen in every fold. `ids`: the participant_ids of the rows of `features`."""
     check_grid(model, grid, factory)
     per_repeat, chosen = [], []
-    for repeat in sorted(splits.repeat.unique()):
+    for repeat in sorted(splits.repeat.unique())[:repeats]:
         scores, parameters = nested_cv_scores(features, labels, folds_of(splits, repeat, ids), model, grid,
                                               inner_folds=inner_folds, seed=seed, factory=factory)
         per_repeat.append(scores)
@@ -167,6 +169,81 @@ def permutation_p_value(features: np.ndarray, labels: np.ndarray, observed: floa
                                      inner_folds=inner_folds, seed=seed, factory=factory)
         null[k] = balanced_accuracy(shuffled, scores)
     return float((1 + np.sum(null >= observed - 1e-12)) / (1 + permutations)), null
+
+
+# ---------------------------------------------------------------------------------------------------------
+# one model job (rules cross_validate and cross_validate_cnn)
+
+
+def job_data(features_path, participants_tsv, participants_schema: dict, splits_tsv, params: dict):
+    """(design matrix, labels, splits, image shape or None) of one job: the task's subjects are those of its
+    splits (as make_splits chose them), the design matrix and labels those of
+    dlmi.analysis.design.design_matrix, and the splits are checked against the labels."""
+    splits = pd.read_csv(splits_tsv, sep="\t", dtype={"participant_id": str})
+    subjects = list(dict.fromkeys(splits.participant_id))
+    features, labels, shape = design.design_matrix(features_path, participants_tsv, participants_schema,
+                                                   splits_tsv, subjects, params)
+    check_splits(splits, labels.index, splits_tsv)
+    return features, labels, splits, shape
+
+
+def describe_job(params: dict, labels: pd.Series, splits: pd.DataFrame) -> str:
+    """One log line: the job, its subjects, folds and permutations."""
+    repeats = min(splits.repeat.nunique(), params.get("repeats") or splits.repeat.nunique())
+    return (f"task {params['task']}, model {params['model']}, features {params['features']} "
+            f"({', '.join(params['columns'])}): {len(labels)} subjects, {repeats} repeats x "
+            f"{splits.fold.nunique()} folds, {params['permutations']} permutations")
+
+
+def describe_choices(chosen: list[dict]) -> str:
+    """The hyperparameters chosen across the outer folds, most frequent first: "C=0.1 (31/50), C=1 (19/50)"."""
+    counts = Counter(", ".join(f"{k.removeprefix('estimator__')}={v}" for k, v in sorted(c.items())) for c in chosen)
+    return "; ".join(f"{choice or 'fixed'} ({n}/{len(chosen)})" for choice, n in counts.most_common())
+
+
+def job_factory(factory: Callable, columns: list[str], params: dict) -> Callable:
+    """`factory` building the job's pipelines on a design matrix with `columns`: with the feature set's SVM
+    scores (params["scores"]) as a pipeline step in front of the model, fit inside each training fold."""
+    scores = params.get("scores") or {}
+    if not scores:
+        return factory
+    kept = [columns.index(c) for c in params["columns"] if not c.startswith(design.SCORE_PREFIX)]
+    groups = [[columns.index(c) for c in inputs] for inputs in scores.values()]
+    return lambda model, seed: factory(model, seed, scores=(kept, groups), score_folds=params["inner_folds"])
+
+
+def evaluate(features: pd.DataFrame, labels: pd.Series, splits: pd.DataFrame, params: dict, seed: int,
+             factory: Callable = models.pipeline) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(metrics row, predictions table) of params["model"] on the design matrix `features` (rows indexed by
+    participant_id, in the order of `labels`; columns as design.matrix_columns gives them, or an image's
+    voxels): out-of-fold scores over the first params["repeats"] repeats of `splits` (all when absent or
+    None), every metric with a bootstrap CI, and a label-permutation p-value when params["permutations"].
+
+    factory: the pipeline factory (models.pipeline, or dlmi.analysis.cnn.pipeline bound to the image shape;
+    a test passes one with a spy)."""
+    model, grid = params["model"], params["grid"]
+    factory = job_factory(factory, list(features.columns), params)
+    x, y, ids = features.to_numpy(float), labels.to_numpy(int), list(labels.index)
+    scores, per_repeat, chosen = cross_validated_scores(
+        x, y, ids, splits, model, grid, inner_folds=params["inner_folds"], seed=seed, factory=factory,
+        repeats=params.get("repeats"))
+    metrics = models.classification_metrics(y, scores)
+    cis = models.bootstrap_cis(y, scores, n_boot=params["bootstrap"], level=params["ci_level"], seed=seed)
+    row = {"task": params["task"], "model": model, "features": params["features"], "n": len(y),
+           "n_positive": int(y.sum())}
+    for name in models.METRICS:
+        row |= {name: metrics[name], f"{name}_ci_low": cis[name][0], f"{name}_ci_high": cis[name][1]}
+    observed = balanced_accuracy(y, per_repeat[:, 0])
+    p = np.nan
+    if params["permutations"]:
+        p, _ = permutation_p_value(
+            x, y, observed, model, grid, folds=params["cv_folds"], inner_folds=params["inner_folds"],
+            permutations=params["permutations"], seed=seed, factory=factory)
+    row |= {"balanced_accuracy_repeat0": observed, "p_permutation": p, "permutations": params["permutations"],
+            "repeats": per_repeat.shape[1], "hyperparameters": describe_choices(chosen)}
+    predictions = pd.DataFrame({"participant_id": ids, "task": params["task"], "model": model,
+                                "features": params["features"], "label": y, "score": scores})
+    return pd.DataFrame([row]), predictions
 
 
 # ---------------------------------------------------------------------------------------------------------
