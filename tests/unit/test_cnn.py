@@ -61,6 +61,15 @@ def test_early_stopping_keeps_the_weights_of_the_best_validation_epoch():
     assert float(loss) == pytest.approx(history[best, 2], rel=1e-5)
 
 
+@pytest.mark.parametrize(("labels", "held"), [([0, 0, 1, 1], 2), ([0] * 8 + [1] * 8, 4), ([0, 0, 0, 1], 0)])
+def test_early_stopping_holds_out_a_stratified_part_of_the_training_rows(labels, held):
+    # a fifth of the rows rounded up, at least one per class; none where a class has a single row
+    train, held_out = cnn.CnnClassifier()._hold_out(np.array(labels))
+    assert len(held_out) == held and sorted([*train, *held_out]) == list(range(len(labels)))
+    if held:
+        assert set(np.array(labels)[held_out]) == {0, 1}
+
+
 def test_the_image_scaler_standardises_by_the_training_images_mean_and_sd():
     rows = np.arange(24, dtype=float).reshape(4, 6)
     scaler = cnn.ImageScaler().fit(rows[:2])

@@ -103,7 +103,8 @@ def test_the_group_stage_runs_on_the_subjects_with_a_mapped_diagnosis(bids_study
     assert list(features.participant_id) == list(participants.participant_id)
     assert not any(c.startswith("suvr_") for c in features.columns)
     metrics = pd.read_csv(results / "group" / "metrics.tsv", sep="\t")
-    assert set(metrics.features) == {"t1_volumes"}
+    assert set(metrics.features) == {"t1_volumes", "t1_image"}  # the CNN reads the conformed scans too
+    assert set(metrics.model[metrics.features == "t1_image"]) == {"cnn"}
     assert (results / "sub-08" / "sub-08_features.tsv").exists()  # no participants row: features only
     assert not list(results.glob("**/*desc-truth*")) and not (results / "group" / "recon_quality.tsv").exists()
     # Nothing fails but, on some machines, sub-05's segmentation: nibabel's low-resolution anatomy at 4 mm

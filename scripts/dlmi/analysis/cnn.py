@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 
 import numpy as np
 import torch
@@ -129,13 +130,14 @@ class CnnClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _hold_out(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(training, validation) positions of a stratified split; no validation part where a class has
-        fewer than 2 rows or validation_fraction is 0."""
+        """(training, validation) positions of a stratified split holding out validation_fraction of the rows
+        (rounded up, and at least one per class); no validation part where a class has fewer than 2 rows or
+        validation_fraction is 0."""
         rows = np.arange(len(labels))
         if self.validation_fraction <= 0 or min(np.bincount(labels, minlength=2)) < 2:
             return rows, rows[:0]
-        train, held_out = train_test_split(rows, test_size=self.validation_fraction, stratify=labels,
-                                           random_state=self.seed)
+        held = max(2, math.ceil(self.validation_fraction * len(rows)))
+        train, held_out = train_test_split(rows, test_size=held, stratify=labels, random_state=self.seed)
         return np.sort(train), np.sort(held_out)
 
     @staticmethod

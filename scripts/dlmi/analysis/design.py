@@ -11,7 +11,7 @@ An image feature set holds one entry, "image:<name>" (`IMAGES`: the T1w or a tis
 are the subjects' images, flattened (dlmi.analysis.images), read by the CNN (dlmi.analysis.cnn) or by a
 classical model asked for it.
 
-Plain pandas, so that planning a study (the Snakefile) reads it without scikit-learn or torch.
+Neither scikit-learn nor torch, so that planning a study (the Snakefile) imports it cheaply.
 """
 from __future__ import annotations
 
