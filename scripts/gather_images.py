@@ -7,7 +7,6 @@ import numpy as np
 from dlmi import io
 from dlmi.analysis import images
 from dlmi.register import itk
-from dlmi.spatial.resampling import resample
 from dlmi_workflow import runlog
 
 
@@ -17,7 +16,7 @@ def main(image_paths, xfm_paths, brain_path, images_npz, subjects: list[str], vo
     brain, brain_affine = io.load_nifti(brain_path)
     io.check_nonempty(brain_path, brain > 0.5, "brain mask")
     shape, affine = images.model_grid(brain, brain_affine, voxel_mm)
-    mask = resample(brain, brain_affine, shape, affine) > 0.5
+    mask = images.mask_on_grid(brain, brain_affine, shape, affine)
     stack = np.empty((len(subjects), *shape), np.float32)
     for k, (path, xfm_path) in enumerate(zip(image_paths, xfm_paths, strict=True)):
         data, data_affine = io.load_nifti(path)

@@ -38,6 +38,11 @@ def model_grid(brain: np.ndarray, brain_affine: np.ndarray, voxel_mm: float) -> 
     return shape, affine
 
 
+def mask_on_grid(mask: np.ndarray, mask_affine: np.ndarray, shape, affine: np.ndarray) -> np.ndarray:
+    """The binary `mask` (e.g. the template's brain) on the grid (`shape`, `affine`): trilinear, then > 1/2."""
+    return resample(mask.astype(np.float32), mask_affine, shape, affine) > 0.5
+
+
 def to_model_grid(t1w: np.ndarray, t1_affine: np.ndarray, transform: np.ndarray, shape, affine: np.ndarray
                   ) -> np.ndarray:
     """The T1w on the model grid (`shape`, `affine`) through `transform` (4x4 world matrix template -> T1w,
